@@ -1,4 +1,5 @@
-"""The baseline: a bare Celery app with one no-op task, run as a chain and as a group of N.
+"""The baseline: a bare Celery app with one no-op task, run as a chain and as a group of N, as
+M independent messages (throughput), and one message at a time (send → task start latency).
 
 Same delivery settings as Baton (late ack, requeue on worker loss, prefetch 1, no result, JSON).
 Completion is signalled without polling: every task increments a counter and the task that
@@ -7,6 +8,7 @@ brings it to N pushes onto a list the driver waits on with BLPOP (Redis), or set
 
 Worker:  python -m celery -A bare_app worker -Q bare --pool=prefork --concurrency=2
 Driver:  python bare_app.py --size 40 --repeat 5 [--in-process]   (prints JSON)
+         python bare_app.py --scenarios throughput,latency --messages 1000 --latency-runs 100  (Redis)
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from celery import Celery, chain, group
+from worker_stats import median_run, percentile
 
 BROKER_URL = os.environ.get("BARE_BROKER_URL", "memory://localhost/")
 SIGNAL_REDIS_URL = os.environ.get("BARE_SIGNAL_REDIS_URL", "")
@@ -81,6 +84,15 @@ class _RedisSignal:
     def wait(self, run_id: str, timeout: float) -> bool:
         return self._redis.blpop([f"bare:done:{run_id}"], timeout=timeout) is not None
 
+    def stamp(self, run_id: str, when: float) -> None:
+        self._redis.rpush(f"bare:stamp:{run_id}", repr(when))
+
+    def wait_stamp(self, run_id: str, timeout: float) -> float:
+        popped = self._redis.blpop([f"bare:stamp:{run_id}"], timeout=timeout)
+        if popped is None:
+            raise TimeoutError(f"bare stamp {run_id} not seen in {timeout} s")
+        return float(popped[1])
+
 
 _signal: _LocalSignal | _RedisSignal = _RedisSignal(SIGNAL_REDIS_URL) if SIGNAL_REDIS_URL else _LocalSignal()
 
@@ -88,6 +100,14 @@ _signal: _LocalSignal | _RedisSignal = _RedisSignal(SIGNAL_REDIS_URL) if SIGNAL_
 @app.task(name="bare.noop", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def noop(run_id: str, size: int) -> None:
     _signal.hit(run_id, size)
+
+
+@app.task(name="bare.stamp", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def stamp(run_id: str) -> None:
+    """Records when it started (the clock of the same machine as the sender's)."""
+    started = time.time()
+    assert isinstance(_signal, _RedisSignal), "latency needs the Redis signal"
+    _signal.stamp(run_id, started)
 
 
 def run_once(shape: str, size: int, timeout: float = 60.0) -> float:
@@ -131,9 +151,53 @@ def in_process_worker(threads: int) -> Iterator[None]:
         state.should_stop = 0  # the daemon thread ends with the process
 
 
-def measure(size: int, repeat: int, warmup: int) -> dict[str, Any]:
+def throughput(messages: int, warmup: int, timeout: float = 120.0) -> dict[str, Any]:
+    """`messages` independent one-task messages sent in a loop; first send → last task done."""
+    from cpu import by_role, snapshot
+
+    for _ in range(warmup):
+        run_once("group", 10)
+    run_id = uuid.uuid4().hex
+    before = snapshot()
+    started = time.perf_counter()
+    for _ in range(messages):
+        noop.apply_async((run_id, messages))
+    sent = time.perf_counter() - started
+    if not _signal.wait(run_id, timeout):
+        raise TimeoutError(f"bare throughput of {messages} did not finish in {timeout} s")
+    seconds = time.perf_counter() - started
+    return {
+        "messages": messages,
+        "seconds": seconds,
+        "per_second": messages / seconds,
+        "send_seconds": sent,
+        "cpu": by_role(before, snapshot(), [os.getpid()]),
+    }
+
+
+def latency(runs: int, warmup: int, timeout: float = 30.0) -> dict[str, Any]:
+    """One message at a time: from just before `apply_async()` to the task's first line."""
+    samples = []
+    for index in range(warmup + runs):
+        run_id = uuid.uuid4().hex
+        called = time.time()
+        stamp.apply_async((run_id,))
+        started = _signal.wait_stamp(run_id, timeout)  # type: ignore[union-attr]
+        if index >= warmup:
+            samples.append(started - called)
+    return {
+        "runs": runs,
+        "median": statistics.median(samples),
+        "p95": percentile(samples, 0.95),
+        "max": max(samples),
+    }
+
+
+def measure(
+    size: int, repeat: int, warmup: int, shapes: tuple[str, ...] = ("chain", "group")
+) -> dict[str, Any]:
     result: dict[str, Any] = {}
-    for shape in ("chain", "group"):
+    for shape in shapes:
         for _ in range(warmup):
             run_once(shape, size)
         times = [run_once(shape, size) for _ in range(repeat)]
@@ -147,12 +211,23 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--in-process", type=int, default=0, metavar="THREADS")
+    parser.add_argument("--scenarios", default="chain,group", help="chain,group,throughput,latency")
+    parser.add_argument("--messages", type=int, default=1000, help="throughput: messages to send")
+    parser.add_argument("--latency-runs", type=int, default=100)
+    parser.add_argument("--throughput-repeat", type=int, default=3, help="throughput: runs (median reported)")
     args = parser.parse_args()
+    scenarios = args.scenarios.split(",")
     worker: contextlib.AbstractContextManager[None] = (
         in_process_worker(args.in_process) if args.in_process else contextlib.nullcontext()
     )
     with worker:
-        result = measure(args.size, args.repeat, args.warmup)
+        shapes = tuple(shape for shape in ("chain", "group") if shape in scenarios)
+        result = measure(args.size, args.repeat, args.warmup, shapes)
+        if "latency" in scenarios:
+            result["latency"] = latency(args.latency_runs, max(args.warmup, 1) * 5)
+        if "throughput" in scenarios:
+            runs = [throughput(args.messages, max(args.warmup, 1)) for _ in range(args.throughput_repeat)]
+            result["throughput"] = median_run(runs, "per_second")
     print(json.dumps(result))
 
 

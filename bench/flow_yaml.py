@@ -1,4 +1,5 @@
-"""The benchmark's flows: N no-op Return tasks, in sequence or as the branches of one Parallel."""
+"""The benchmark's flows: N no-op Return tasks, in sequence or as the branches of one Parallel;
+one Return task for the throughput and latency scenarios."""
 
 from __future__ import annotations
 
@@ -31,3 +32,11 @@ def parallel_flow(size: int, flow_id: str = PARALLEL_ID) -> str:
         "    tasks:\n"
         f"{tasks}"
     )
+
+
+SINGLE_ID = "single"
+
+
+def single_flow(flow_id: str = SINGLE_ID) -> str:
+    """One Return task: the unit of the throughput and latency scenarios."""
+    return f"id: {flow_id}\nnamespace: {NAMESPACE}\n\ntasks:\n{_return_task(0, '  ')}"

@@ -111,7 +111,8 @@ class Execution(models.Model):
     original_id = models.CharField(max_length=32, null=True, blank=True)
     trigger = models.JSONField(null=True, blank=True)
     schedule_date = models.DateTimeField(null=True, blank=True)
-    sla_deadline = models.DateTimeField(null=True, blank=True)
+    # Paused by hand (not by a Pause task): results are recorded, nothing new starts.
+    paused_by_user = models.BooleanField(default=False)
     deleted = models.BooleanField(default=False)
 
     objects = ExecutionQuerySet.as_manager()
@@ -121,6 +122,14 @@ class Execution(models.Model):
             models.Index(fields=["tenant", "namespace", "flow_id", "-start_date"], name="execution_by_flow"),
             models.Index(fields=["tenant", "state"], name="execution_by_state"),
             models.Index(fields=["tenant", "-start_date"], name="execution_recent"),
+            # Concurrency admission counts a flow's running executions.
+            models.Index(fields=["tenant", "namespace", "flow_id", "state"], name="execution_flow_state"),
+            # The reaper looks at unfinished executions across tenants.
+            models.Index(
+                fields=["state", "start_date"],
+                name="execution_unfinished",
+                condition=~models.Q(state__in=[state.value for state in TERMINAL_STATES]),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -146,8 +155,8 @@ class TaskRun(models.Model):
     attempt = models.PositiveIntegerField(default=0)  # number of the current attempt (1-based; 0 = none)
     outputs = models.JSONField(null=True, blank=True)
     worker_group = models.CharField(max_length=100, blank=True, default="")
-    due_at = models.DateTimeField(null=True, blank=True)  # retry back-off / pause timer
-    lease_until = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)  # when the current attempt was sent
+    lease_until = models.DateTimeField(null=True, blank=True)  # renewed by the worker's heartbeat
     claimed_at = models.DateTimeField(null=True, blank=True)  # when the current attempt started running
     memo = models.JSONField(default=dict)  # executor notes (chosen branch, loop values...), never shown
     start_date = models.DateTimeField(default=timezone.now)
@@ -155,6 +164,14 @@ class TaskRun(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["execution", "seq"], name="taskrun_seq_unique")]
+        indexes = [
+            # The reaper's view: runs sent to or held by a worker.
+            models.Index(
+                fields=["state", "lease_until"],
+                name="taskrun_on_worker",
+                condition=models.Q(state__in=[State.SUBMITTED.value, State.RUNNING.value]),
+            ),
+        ]
         ordering = ["execution_id", "seq"]
 
     def __str__(self) -> str:
@@ -197,3 +214,86 @@ class KVEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.key}"
+
+
+class Timer(models.Model):
+    """Something that must happen at `due_at`: released by the tick (celery-beat), never parked in
+    the broker. One row per (execution, kind, target), so arming a timer twice keeps one."""
+
+    class Kind(models.TextChoices):
+        RETRY = "RETRY"  # send the next attempt of task run `target`
+        PAUSE = "PAUSE"  # resume (or time out) the paused task run `target`
+        SLA = "SLA"  # check the MAX_DURATION SLA `target`
+        ADVANCE = "ADVANCE"  # advance the execution (subflow retry back-off)
+        WAKE = "WAKE"  # end the wait of task run `target` (Sleep)
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="timers")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    target = models.CharField(max_length=200, blank=True, default="")
+    due_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "kind", "target"], name="timer_unique_target")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.target} at {self.due_at}"
+
+
+class Worker(models.Model):
+    """A live worker process, as its heartbeat last reported it (for worker-group waiting reasons)."""
+
+    hostname = models.CharField(primary_key=True, max_length=255)
+    queues = models.JSONField(default=list)
+    started = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return self.hostname
+
+
+class KillSwitch(models.Model):
+    """An operator's brake on a tenant, a namespace (and its children), a flow or one execution."""
+
+    class Type(models.TextChoices):
+        KILL = "KILL", "Kill running executions; new ones are KILLED at once"
+        CANCEL = "CANCEL", "New executions CANCELLED; running task runs finish, then CANCELLED"
+        IGNORE = "IGNORE", "Messages of matching executions are ignored"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="kill_switches")
+    type = models.CharField(max_length=8, choices=Type.choices)
+    namespace = models.CharField(max_length=300, blank=True, default="")
+    flow_id = models.CharField(max_length=200, blank=True, default="")
+    execution_id = models.CharField(max_length=32, blank=True, default="")
+    start_date = models.DateTimeField()
+    end_date = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField()
+    created = models.DateTimeField(default=timezone.now)
+    created_by = models.CharField(max_length=150, blank=True, default="")
+    deleted = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "deleted"], name="killswitch_by_tenant")]
+        verbose_name_plural = "kill switches"
+
+    def __str__(self) -> str:
+        scope = self.execution_id or ".".join(part for part in (self.namespace, self.flow_id) if part) or "*"
+        return f"{self.type} {self.tenant_id}/{scope}"
+
+
+class KillSwitchAudit(models.Model):
+    """Every change of a kill switch: who, when, what it looked like after."""
+
+    switch = models.ForeignKey(KillSwitch, on_delete=models.PROTECT, related_name="audit")
+    action = models.CharField(max_length=16)  # CREATED, UPDATED, DELETED
+    user = models.CharField(max_length=150, blank=True, default="")
+    at = models.DateTimeField(default=timezone.now)
+    snapshot = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.switch_id} by {self.user or '-'}"

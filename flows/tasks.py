@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+from celery.signals import worker_ready
+
 from orchestrator.celery import DEFAULT_QUEUE, EXECUTOR_QUEUE, baton_task
+
+logger = logging.getLogger(__name__)
+
+
+@worker_ready.connect
+def _start_heartbeat(sender: Any = None, **_: Any) -> None:
+    """Each worker process renews the leases of the task runs it runs, and says which queues it serves."""
+    from flows.services.recovery import Heartbeat
+
+    queues = sorted(sender.app.amqp.queues.consume_from) if sender is not None else []
+    Heartbeat(sender.hostname if sender is not None else "worker", queues).start()
 
 
 @baton_task(name="baton.run_task", queue=DEFAULT_QUEUE)
@@ -26,18 +42,27 @@ def complete_subflow(child_execution_id: str) -> None:
     complete(child_execution_id)
 
 
-@baton_task(name="baton.resume_paused", queue=EXECUTOR_QUEUE)
-def resume_paused(execution_id: str, taskrun_id: str) -> None:
-    from flows.services import resume_paused_run
+@baton_task(name="baton.tick", queue=EXECUTOR_QUEUE)
+def tick() -> None:
+    """Sent by celery-beat every second: fire due timers (retries, pauses, sleeps, SLA deadlines)."""
+    from flows.services.timers import release_due
 
-    resume_paused_run(execution_id, taskrun_id)
+    release_due()
 
 
-@baton_task(name="baton.check_sla", queue=EXECUTOR_QUEUE)
-def check_sla(execution_id: str, sla_id: str) -> None:
-    from flows.services import check_sla as check
+@baton_task(name="baton.reap", queue=EXECUTOR_QUEUE)
+def reap() -> None:
+    """Sent by celery-beat: recover task runs whose worker vanished and executions that stopped moving."""
+    from flows.services.recovery import reap as reap_now
 
-    check(execution_id, sla_id)
+    reap_now()
+
+
+@baton_task(name="baton.kill", queue=EXECUTOR_QUEUE)
+def kill(execution_id: str, reason: str | None = None) -> None:
+    from flows.services.control import kill_execution
+
+    kill_execution(execution_id, reason=reason)
 
 
 @baton_task(name="baton.wake", queue=DEFAULT_QUEUE)
@@ -53,24 +78,28 @@ def worker_queue(worker_group: str) -> str:
     return f"group.{worker_group}"
 
 
-# TODO(#3): timers move to `due_at` rows released by the celery-beat tick; countdowns park them in the broker.
-def send_run_task(
-    taskrun_id: str, attempt: int, worker_group: str = "", countdown: float | None = None
-) -> None:
-    run_task.apply_async((taskrun_id, attempt), queue=worker_queue(worker_group), countdown=countdown or None)
+def send_run_task(taskrun_id: str, attempt: int, worker_group: str = "") -> None:
+    _send(run_task, (taskrun_id, attempt), queue=worker_queue(worker_group))
 
 
-def send_advance(execution_id: str, countdown: float | None = None) -> None:
-    advance.apply_async((execution_id,), countdown=countdown or None)
-
-
-def send_resume_paused(execution_id: str, taskrun_id: str, countdown: float) -> None:
-    resume_paused.apply_async((execution_id, taskrun_id), countdown=max(countdown, 0))
+def send_advance(execution_id: str) -> None:
+    _send(advance, (execution_id,))
 
 
 def send_complete_subflow(child_execution_id: str) -> None:
-    complete_subflow.delay(child_execution_id)
+    _send(complete_subflow, (child_execution_id,))
 
 
-def send_check_sla(execution_id: str, sla_id: str, countdown: float) -> None:
-    check_sla.apply_async((execution_id, sla_id), countdown=max(countdown, 0))
+def send_kill(execution_id: str, reason: str | None = None) -> None:
+    _send(kill, (execution_id, reason))
+
+
+def _send(task: Any, args: tuple[Any, ...], queue: str | None = None) -> None:
+    """Publish after commit. A broker outage loses the message, never the state change: the row
+    says what must happen, and the reaper sends it again (DESIGN.md: at least once)."""
+    try:
+        task.apply_async(args, queue=queue)
+    except Exception:  # kombu raises several types for a broker that is down
+        logger.warning(
+            "could not publish %s%r; the reaper will send it again", task.name, args, exc_info=True
+        )

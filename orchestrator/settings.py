@@ -32,6 +32,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files from STATIC_ROOT under gunicorn
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -92,21 +93,59 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 STATICFILES_DIRS = [folder for folder in [BASE_DIR / "static"] if folder.is_dir()]  # the UI issue fills it
+# `collectstatic` (the Docker image runs it at build time) writes gzip copies that whitenoise
+# serves; no manifest, so running without `collectstatic` (tests, the embedded default) still works.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
-# Internal storage: a local folder by default (`kestra://` URIs map below it).
+# Internal storage: a local folder by default (`kestra://` URIs map below it), or an
+# S3-compatible bucket; BATON_STORAGE_OVERRIDES (JSON) moves a tenant or a namespace elsewhere.
+# flows.storage parses all of it and raises ImproperlyConfigured naming the bad variable.
 BATON_STORAGE = env_str("BATON_STORAGE", "local")
-if BATON_STORAGE != "local":
-    # TODO(#3): S3-compatible storage (boto3), per instance, tenant and namespace.
-    raise ImproperlyConfigured(f"BATON_STORAGE={BATON_STORAGE!r}: only `local` is available in this version")
+if BATON_STORAGE not in ("local", "s3"):
+    raise ImproperlyConfigured(f"BATON_STORAGE must be `local` or `s3`, got {BATON_STORAGE!r}")
 BATON_STORAGE_DIR = Path(env_str("BATON_STORAGE_DIR", str(DATA_DIR / "storage"))).expanduser().resolve()
+BATON_STORAGE_S3_BUCKET = env_str("BATON_STORAGE_S3_BUCKET")
+BATON_STORAGE_S3_REGION = env_str("BATON_STORAGE_S3_REGION")
+BATON_STORAGE_S3_ENDPOINT_URL = env_str("BATON_STORAGE_S3_ENDPOINT_URL")
+BATON_STORAGE_S3_ACCESS_KEY = env_secret("BATON_STORAGE_S3_ACCESS_KEY")
+BATON_STORAGE_S3_SECRET_KEY = env_secret("BATON_STORAGE_S3_SECRET_KEY")
+BATON_STORAGE_S3_PREFIX = env_str("BATON_STORAGE_S3_PREFIX")
+BATON_STORAGE_OVERRIDES = env_json_object("BATON_STORAGE_OVERRIDES")
+# Where S3 objects are downloaded when a task needs a local file path.
+BATON_STORAGE_CACHE_DIR = (
+    Path(env_str("BATON_STORAGE_CACHE_DIR", str(DATA_DIR / "storage-cache"))).expanduser().resolve()
+)
+# A task output value above the inline limit (bytes of JSON) is stored as a file and replaced
+# by its kestra:// URI; outputs above the hard limit in total fail the attempt.
+BATON_OUTPUT_INLINE_LIMIT = env_int("BATON_OUTPUT_INLINE_LIMIT", 1024 * 1024)
+BATON_OUTPUT_HARD_LIMIT = env_int("BATON_OUTPUT_HARD_LIMIT", 100 * 1024 * 1024)
 BATON_WORKING_DIR = Path(env_str("BATON_WORKING_DIR", str(DATA_DIR / "work"))).expanduser().resolve()
 BATON_DEFAULT_TENANT = env_str("BATON_DEFAULT_TENANT", "main")
+# How stale a process's copy of the kill switches may get (seconds). A switch changed in this
+# process is seen at once; one changed elsewhere within this delay. Checked on every advance and
+# every task attempt, so a lower value costs one small query per process per interval.
+BATON_KILL_SWITCH_REFRESH_SECONDS = env_float("BATON_KILL_SWITCH_REFRESH_SECONDS", 2.0)
 # Expression variables: `envs` are the environment variables with this prefix (stripped,
 # lower-cased), as Kestra's `kestra.variables.env-vars-prefix`; `globals` is a JSON object.
 BATON_ENV_VARS_PREFIX = env_str("BATON_ENV_VARS_PREFIX", "KESTRA_")
 BATON_GLOBALS = env_json_object("BATON_GLOBALS")
 # Threads of the in-process worker of the embedded default.
 BATON_EMBEDDED_WORKER_THREADS = env_int("BATON_EMBEDDED_WORKER_THREADS", 8)
+
+# Delivery and recovery (DESIGN.md). A worker holds a lease on each task run it runs and renews
+# it every third of the lease; the reaper gives a new attempt to runs whose lease expired,
+# sends again the messages of runs still SUBMITTED after BATON_RESUBMIT_AFTER_SECONDS (a broker
+# that lost them), and re-advances executions that stopped moving.
+BATON_LEASE_SECONDS = env_float("BATON_LEASE_SECONDS", 60.0)
+BATON_RESUBMIT_AFTER_SECONDS = env_float("BATON_RESUBMIT_AFTER_SECONDS", 300.0)
+BATON_REAPER_INTERVAL_SECONDS = env_float("BATON_REAPER_INTERVAL_SECONDS", 15.0)
+# How often celery-beat sends the tick that fires due timers (retries, pauses, sleeps, SLAs).
+BATON_TICK_INTERVAL_SECONDS = env_float("BATON_TICK_INTERVAL_SECONDS", 1.0)
+# A task run whose worker vanished this many times fails instead of getting another attempt.
+BATON_MAX_WORKER_LOSSES = env_int("BATON_MAX_WORKER_LOSSES", 3)
 
 # Celery. Unset broker means the embedded default: kombu's in-memory transport with a worker
 # inside the process. Virtual transports poll, by default once a second, which makes a

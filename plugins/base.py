@@ -117,6 +117,9 @@ class TaskResult:
     # End the whole execution in this state once this task run is recorded (core.execution.Exit).
     execution_state: TaskState | None = None
     metrics: list[dict[str, Any]] = field(default_factory=list)
+    # Come back in this many seconds, without holding a worker: the run stays RUNNING, a timer in
+    # the database wakes it, and it then ends in `state` (core.flow.Sleep).
+    resume_after: float | None = None
 
 
 class TaskTypeBase:

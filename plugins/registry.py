@@ -58,6 +58,17 @@ BUILTINS: dict[str, tuple[str, tuple[str, ...]]] = {
         "plugins.core.flow:Subflow",
         (f"{_LEGACY}.flows.Subflow", f"{_LEGACY}.flows.Flow", f"{_CORE}.flow.Flow"),
     ),
+    f"{_CORE}.flow.ForEachItem": ("plugins.core.foreach_item:ForEachItem", (f"{_LEGACY}.flows.ForEachItem",)),
+    # ForEachItem's hidden children (see plugins.core.foreach_item).
+    f"{_CORE}.flow.ForEachItem$ForEachItemSplit": ("plugins.core.foreach_item:ForEachItemSplit", ()),
+    f"{_CORE}.flow.ForEachItem$ForEachItemExecutable": (
+        "plugins.core.foreach_item:ForEachItemExecutable",
+        (),
+    ),
+    f"{_CORE}.flow.ForEachItem$ForEachItemMergeOutputs": (
+        "plugins.core.foreach_item:ForEachItemMergeOutputs",
+        (),
+    ),
     f"{_CORE}.flow.LoopUntil": (
         "plugins.core.flow:LoopUntil",
         (f"{_CORE}.flow.WaitFor", f"{_LEGACY}.flows.WaitFor"),

@@ -15,11 +15,14 @@ def pytest_configure(config: pytest.Config) -> None:
     from django.conf import settings
 
     settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+    settings.STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing folder
 
 
 @pytest.fixture(autouse=True)
 def _fresh_revision_cache() -> None:
     """Rolled-back tests can reuse a FlowRevision id with another source (SQLite): start clean."""
     from flows.services.flows import forget_cached_revisions
+    from flows.services.killswitches import forget_cached_switches
 
     forget_cached_revisions()
+    forget_cached_switches()

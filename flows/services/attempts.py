@@ -9,6 +9,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from pydantic import ValidationError
@@ -16,42 +17,60 @@ from pydantic import ValidationError
 from flows.engine.retry import final_state, next_attempt_delay, retry_policy
 from flows.engine.states import State
 from flows.errors import BatonError, TaskFailed
-from flows.models import Execution, TaskRun
+from flows.models import Execution, KillSwitch, TaskRun
 from flows.services.executions import (
     ExecutionScope,
     _advance_locked,
     add_history,
+    close_attempt,
     end_execution,
     execution_spec,
     load_rows,
     to_view,
 )
 from flows.services.folders import attempt_folder, run_context
+from flows.services.killswitches import active_switch
 from flows.services.runtime import TaskLogger
+from flows.services.timers import Kind, arm_in
 from flows.services.variables import iso, parse_iso
 from flows.spec.durations import parse_duration
 from flows.spec.model import TaskSpec
+from flows.storage import execution_prefix, storage_for
+from flows.storage.outputs import externalize_outputs
 from plugins.base import TaskResult
 from plugins.registry import default_registry
 
 logger = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=60)
 _KILL_CHECK_EVERY = 1.0  # seconds between two looks at the execution's state while a task runs
+
+
+def lease() -> timedelta:
+    return timedelta(seconds=settings.BATON_LEASE_SECONDS)
 
 
 def run_attempt(taskrun_id: str, attempt: int) -> None:
     """Claim and run one attempt; a duplicate or stale message does nothing."""
-    now = timezone.now()
-    claimed = TaskRun.objects.filter(
-        id=taskrun_id, attempt=attempt, state__in=[State.SUBMITTED, State.RETRYING]
-    ).update(state=State.RUNNING, claimed_at=now, lease_until=now + LEASE)
-    if claimed == 0:
+    row = TaskRun.objects.select_related("execution").filter(id=taskrun_id).first()
+    if row is None or row.attempt != attempt or row.state != State.SUBMITTED:
         return  # another delivery of this message got here first, or the run moved on
-    row = TaskRun.objects.select_related("execution").get(id=taskrun_id)
     execution = row.execution
-    if execution.is_terminal:
+    if execution.is_terminal or execution.state == State.KILLING:
         return
+    switch = active_switch(execution.tenant_id, execution.namespace, execution.flow_id, execution.id)
+    if switch is not None:
+        if switch.type != KillSwitch.Type.IGNORE:
+            from flows.tasks import send_advance
+
+            send_advance(execution.id)  # the executor applies KILL or CANCEL
+        return  # IGNORE: the run stays SUBMITTED; the reaper sends it again once the switch ends
+    now = timezone.now()
+    claimed = TaskRun.objects.filter(id=taskrun_id, attempt=attempt, state=State.SUBMITTED).update(
+        state=State.RUNNING, claimed_at=now, lease_until=now + lease()
+    )
+    if claimed == 0:
+        return
+    row.state, row.claimed_at = State.RUNNING, now
     spec = execution_spec(execution)
     rows = load_rows(execution.id)
     scope = ExecutionScope(execution, spec, rows)
@@ -82,11 +101,12 @@ def run_attempt(taskrun_id: str, attempt: int) -> None:
             props = cls.Properties.model_validate(task.properties)
         except ValidationError as exc:
             raise TaskFailed(f"invalid properties: {exc}") from exc
-        result = cls(props).run(ctx)
+        produced = cls(props).run(ctx)
+        if produced.outputs:
+            produced.outputs = _stored_outputs(scope, row, produced.outputs)
+        result = produced
         state = State(result.state)
-    except TaskFailed as exc:
-        task_logger.error(str(exc))
-    except BatonError as exc:
+    except BatonError as exc:  # TaskFailed included; an OutputTooLarge fails only this task
         task_logger.error(str(exc))
     except Exception as exc:  # the plugin runner is a boundary: any failure fails the attempt
         logger.exception("task %s of execution %s raised", row.task_id, execution.id)
@@ -139,8 +159,6 @@ def record_attempt_result(
     metrics: list[dict[str, Any]] | None = None,
 ) -> None:
     """Store an attempt's outcome, retry or close the task run, then advance the execution."""
-    from flows.tasks import send_run_task
-
     with transaction.atomic():
         if execution_id is None:
             execution_id = (
@@ -155,6 +173,7 @@ def record_attempt_result(
         rows = [row if item.id == taskrun_id else item for item in load_rows(execution.id)]
         if row.state != State.RUNNING or row.attempt != attempt or execution.is_terminal:
             return
+        killing = execution.state == State.KILLING
         spec = execution_spec(execution)
         scope = ExecutionScope(execution, spec, rows)
         for value in secrets:
@@ -162,31 +181,27 @@ def record_attempt_result(
         task = scope.spec_task(row.task_id)
         assert task is not None
         now = timezone.now()
+        if result is not None and result.resume_after is not None and state != State.FAILED and not killing:
+            _sleep(scope, row, result, now)
+            return
         started = row.claimed_at or now
-        row.attempts = [
-            *row.attempts,
-            {
-                "state": str(state),
-                "histories": [
-                    {"state": "RUNNING", "date": iso(started)},
-                    {"state": str(state), "date": iso(now)},
-                ],
-                "startDate": iso(started),
-                "endDate": iso(now),
-                **({"metrics": scope.masker.mask_value(_json_safe({"m": metrics})["m"])} if metrics else {}),
-            },
-        ]
+        close_attempt(
+            row,
+            state,
+            now,
+            **({"metrics": scope.masker.mask_value(_json_safe({"m": metrics})["m"])} if metrics else {}),
+        )
         if not row.histories or row.histories[-1]["state"] != State.RUNNING:
             row.histories = [*row.histories, {"state": "RUNNING", "date": iso(started)}]
-        if state == State.FAILED:
+        if state == State.FAILED and not killing:
             elapsed = now - parse_iso(row.attempts[0]["startDate"])
             delay = next_attempt_delay(retry_policy(task, spec), len(row.attempts), elapsed)
             if delay is not None:
                 add_history(row, State.RETRYING, now)
                 row.attempt = attempt + 1
-                row.due_at = now + timedelta(seconds=delay)
-                row.save(update_fields=["state", "histories", "attempts", "attempt", "due_at"])
-                transaction.on_commit(partial(send_run_task, row.id, row.attempt, row.worker_group, delay))
+                row.lease_until = None
+                row.save(update_fields=["state", "histories", "attempts", "attempt", "lease_until"])
+                arm_in(execution, Kind.RETRY, row.id, delay)
                 before = execution.variables
                 scope.save_secrets()
                 if execution.variables != before:
@@ -221,3 +236,66 @@ def _json_safe(outputs: dict[str, Any]) -> dict[str, Any]:
     import json
 
     return json.loads(json.dumps(outputs, default=str))
+
+
+def submit_retry(execution_id: str, taskrun_id: str) -> None:
+    """The back-off of a RETRYING run is over: send its next attempt."""
+    from flows.tasks import send_run_task
+
+    row = TaskRun.objects.filter(id=taskrun_id, execution_id=execution_id, state=State.RETRYING).first()
+    if row is None:
+        return
+    updated = TaskRun.objects.filter(id=taskrun_id, state=State.RETRYING, attempt=row.attempt).update(
+        state=State.SUBMITTED, submitted_at=timezone.now()
+    )
+    if updated:
+        transaction.on_commit(partial(send_run_task, row.id, row.attempt, row.worker_group))
+
+
+def _sleep(scope: ExecutionScope, row: TaskRun, result: TaskResult, now: Any) -> None:
+    """The task asked to be woken later: free the worker, keep the run RUNNING, arm a timer."""
+    row.lease_until = None
+    row.memo = {**row.memo, "wakeState": str(result.state)}
+    if not row.histories or row.histories[-1]["state"] != State.RUNNING:
+        row.histories = [*row.histories, {"state": "RUNNING", "date": iso(row.claimed_at or now)}]
+    if result.outputs:
+        row.outputs = scope.masker.mask_value(_json_safe(result.outputs))
+    row.save(update_fields=["lease_until", "memo", "outputs", "histories"])
+    arm_in(scope.execution, Kind.WAKE, row.id, result.resume_after or 0.0)
+    scope.writer.flush()
+
+
+def wake_run(execution_id: str, taskrun_id: str) -> None:
+    """A task's wait is over: close its attempt in the state it asked for, and go on."""
+    with transaction.atomic():
+        execution = Execution.objects.select_for_update().filter(id=execution_id).first()
+        row = TaskRun.objects.filter(id=taskrun_id, state=State.RUNNING).first()
+        if execution is None or execution.is_terminal or row is None or "wakeState" not in row.memo:
+            return
+        spec = execution_spec(execution)
+        task = spec.tasks_by_id.get(row.task_id)
+        now = timezone.now()
+        state = State(row.memo["wakeState"])
+        close_attempt(row, state, now)
+        row.memo = {key: value for key, value in row.memo.items() if key != "wakeState"}
+        add_history(row, final_state(task, state) if task is not None else state, now)
+        row.end_date = now
+        row.save(update_fields=["state", "histories", "attempts", "memo", "end_date"])
+        _advance_locked(execution, spec)
+
+
+def _stored_outputs(scope: ExecutionScope, row: TaskRun, outputs: dict[str, Any]) -> dict[str, Any]:
+    """Outputs as the task run keeps them: masked, with any value over the inline limit moved to a
+    file in internal storage and replaced by its URI. Over the hard limit, OutputTooLarge fails
+    the attempt (and only this task)."""
+    execution = scope.execution
+    storage = storage_for(execution.tenant_id, execution.namespace)
+    prefix = f"{execution_prefix(execution.namespace, execution.flow_id, execution.id)}/tasks/{row.task_id}/{row.id}"
+    return externalize_outputs(
+        storage,
+        execution.tenant_id,
+        prefix,
+        scope.masker.mask_value(_json_safe(outputs)),
+        inline_limit=settings.BATON_OUTPUT_INLINE_LIMIT,
+        hard_limit=settings.BATON_OUTPUT_HARD_LIMIT,
+    )

@@ -23,15 +23,16 @@ from flows.engine.retry import final_state, next_attempt_delay, retry_policy
 from flows.engine.states import TERMINAL_STATES, State
 from flows.errors import BatonError, ExpressionError, InputValidationError
 from flows.expressions import is_truthy
-from flows.models import Execution, Flow, FlowRevision, TaskRun, new_id
+from flows.models import Execution, Flow, FlowRevision, KillSwitch, TaskRun, new_id
 from flows.services.flows import parse_flow, spec_of_revision
 from flows.services.folders import WORKING_DIRECTORY, close_working_directory
 from flows.services.runtime import ExpressionServicesImpl, LogWriter, Masker, TaskLogger, renderer
+from flows.services.timers import Kind, arm_in, disarm
 from flows.services.variables import execution_variables, iso, parse_iso, taskrun_variables
 from flows.spec import parse_inputs
 from flows.spec.durations import format_duration
 from flows.spec.model import FlowSpec, TaskSpec
-from flows.storage import execution_prefix, get_storage
+from flows.storage import execution_prefix, storage_for
 from plugins.registry import default_registry
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,24 @@ class FlowDisabled(BatonError):
 def add_history(obj: Execution | TaskRun, state: str, when: Any = None) -> None:
     obj.state = state
     obj.histories = [*obj.histories, {"state": str(state), "date": iso(when or timezone.now())}]
+
+
+def close_attempt(row: TaskRun, state: str, now: Any, **extra: Any) -> None:
+    """Append the attempt that ran from the run's claim until `now` and ended in `state`."""
+    started = row.claimed_at or now
+    row.attempts = [
+        *row.attempts,
+        {
+            "state": str(state),
+            "histories": [
+                {"state": "RUNNING", "date": iso(started)},
+                {"state": str(state), "date": iso(now)},
+            ],
+            "startDate": iso(started),
+            "endDate": iso(now),
+            **extra,
+        },
+    ]
 
 
 def execution_duration(execution: Execution) -> str:
@@ -85,7 +104,7 @@ def start_execution(
     if spec.disabled or flow.disabled:
         raise FlowDisabled(f"flow `{namespace}.{flow_id}` is disabled")
     execution_id = new_id()
-    storage = get_storage()
+    storage = storage_for(tenant, namespace)
     prefix = execution_prefix(namespace, flow_id, execution_id)
 
     def store_file(input_id: str, local_path: str) -> str:
@@ -123,10 +142,90 @@ def start_execution(
             parent_taskrun_id=parent[1] if parent else None,
         )
         add_history(execution, State.CREATED, execution.start_date)
+        refusal = _admit(execution, spec)
         execution.save(force_insert=True)
-        _advance_locked(execution, spec)
-        _schedule_sla(execution, spec)
+        if refusal is not None:
+            _refuse(execution, spec, *refusal)
+        elif execution.state != State.QUEUED:
+            _advance_locked(execution, spec, [], starting=True)  # a new execution has no task runs
+            _schedule_sla(execution, spec)
     return execution
+
+
+# States that hold one of a flow's concurrency slots: started and not yet ended.
+SLOT_STATES = [State.CREATED, State.RUNNING, State.PAUSED, State.RESTARTED, State.KILLING, State.RETRYING]
+
+
+def _admit(execution: Execution, spec: FlowSpec) -> tuple[State, str] | None:
+    """Apply kill switches and the flow's concurrency limit to a new execution.
+
+    Returns (state, reason) when it must end at once; leaves it QUEUED when it must wait. The
+    count happens under a lock on the flow row, so two starts never both take the last slot.
+    """
+    from flows.services.killswitches import active_switch
+
+    switch = active_switch(execution.tenant_id, execution.namespace, execution.flow_id, execution.id)
+    if switch is not None and switch.type in (KillSwitch.Type.KILL, KillSwitch.Type.CANCEL):
+        state = State.KILLED if switch.type == KillSwitch.Type.KILL else State.CANCELLED
+        return state, f"Kill switch {switch.type}: {switch.reason}"
+    limit = spec.concurrency
+    if limit is None:
+        return None
+    _lock_flow(execution)
+    if _running_count(execution) < limit.limit:
+        return None
+    if limit.behavior == "QUEUE":
+        add_history(execution, State.QUEUED)
+        return None
+    state = State.CANCELLED if limit.behavior == "CANCEL" else State.FAILED
+    return state, f"Flow is {state} due to concurrency limit exceeded ({limit.limit})"
+
+
+def _lock_flow(execution: Execution) -> None:
+    """Serialise admission and release for one flow (its row is the lock)."""
+    Flow.objects.select_for_update().filter(
+        tenant_id=execution.tenant_id, namespace=execution.namespace, flow_id=execution.flow_id
+    ).values_list("pk", flat=True).first()
+
+
+def _running_count(execution: Execution) -> int:
+    return Execution.objects.filter(
+        tenant_id=execution.tenant_id,
+        namespace=execution.namespace,
+        flow_id=execution.flow_id,
+        state__in=SLOT_STATES,
+    ).count()
+
+
+def _refuse(execution: Execution, spec: FlowSpec, state: State, reason: str) -> None:
+    scope = ExecutionScope(execution, spec, [])
+    scope.log("WARN", reason)
+    _finish(scope, state, timezone.now(), held_slot=False)
+
+
+def _release_slot(execution: Execution, spec: FlowSpec) -> None:
+    """An execution holding a slot ended: start the oldest QUEUED execution of its flow, if one fits."""
+    if spec.concurrency is None:
+        return
+    _lock_flow(execution)
+    queued = (
+        Execution.objects.select_for_update()
+        .filter(
+            tenant_id=execution.tenant_id,
+            namespace=execution.namespace,
+            flow_id=execution.flow_id,
+            state=State.QUEUED,
+        )
+        .order_by("start_date", "id")
+        .first()
+    )
+    if queued is None or _running_count(execution) >= spec.concurrency.limit:
+        return
+    add_history(queued, State.RUNNING)
+    queued.save(update_fields=["state", "histories"])
+    queued_spec = execution_spec(queued)
+    _advance_locked(queued, queued_spec, [])  # a queued execution has not started any task run
+    _schedule_sla(queued, queued_spec)
 
 
 def _label(labels: list[dict[str, str]], key: str) -> str | None:
@@ -279,12 +378,23 @@ class ExecutionScope:
             self.execution.variables = {**(self.execution.variables or {}), "secrets": values}
 
 
-def _advance_locked(execution: Execution, spec: FlowSpec, rows: list[TaskRun | RunRow] | None = None) -> None:
+def _advance_locked(
+    execution: Execution,
+    spec: FlowSpec,
+    rows: list[TaskRun | RunRow] | None = None,
+    *,
+    starting: bool = False,
+) -> None:
     """Advance an execution whose row this transaction has locked (or just created)."""
     registry = default_registry()
+    if execution.state == State.QUEUED or execution.paused_by_user:
+        return  # nothing new starts; results of runs in progress are already recorded
     if rows is None:
         rows = load_rows(execution.id)
     scope = ExecutionScope(execution, spec, rows)
+    if _stopped_by_control(scope, starting):
+        scope.writer.flush()
+        return
     for _ in range(10):  # a failed subflow start changes the graph: decide again
         views = [to_view(row) for row in scope.rows.values()]
         try:
@@ -300,6 +410,27 @@ def _advance_locked(execution: Execution, spec: FlowSpec, rows: list[TaskRun | R
             break
         scope._base = None
     scope.writer.flush()
+
+
+def _stopped_by_control(scope: ExecutionScope, starting: bool = False) -> bool:
+    """A kill in progress, or a kill switch: settle the execution instead of advancing it. An IGNORE
+    switch ignores messages; the start of an execution is not one (its first runs are sent, and
+    workers ignore them)."""
+    from flows.services import control
+    from flows.services.killswitches import active_switch
+
+    execution = scope.execution
+    if execution.state == State.KILLING:
+        control.settle(scope, State.KILLED)
+        return True
+    switch = active_switch(execution.tenant_id, execution.namespace, execution.flow_id, execution.id)
+    if switch is None:
+        return False
+    if switch.type == KillSwitch.Type.IGNORE:
+        return not starting
+    scope.log("WARN", f"Kill switch {switch.type}: {switch.reason}")
+    control.stop(scope, State.KILLED if switch.type == KillSwitch.Type.KILL else State.CANCELLED)
+    return True
 
 
 def _created_histories(view: RunView, is_flowable: bool, now: str) -> list[dict[str, str]]:
@@ -343,6 +474,7 @@ def _apply_plan(scope: ExecutionScope, plan: Plan) -> bool:
         if view.id in dispatch:
             row.state = State.SUBMITTED
             row.attempt = 1
+            row.submitted_at = now
         new_rows.append(row)
         scope.rows[row.id] = row
     if new_rows:
@@ -373,9 +505,7 @@ def _apply_plan(scope: ExecutionScope, plan: Plan) -> bool:
             row = scope.rows[run_id]
             transaction.on_commit(partial(send_run_task, run_id, 1, row.worker_group))
     for run_id, seconds in plan.pauses.items():
-        from flows.tasks import send_resume_paused
-
-        transaction.on_commit(partial(send_resume_paused, execution.id, run_id, seconds))
+        arm_in(execution, Kind.PAUSE, run_id, seconds)
     again = False
     for run_id in plan.subflows:
         again = _start_subflow(scope, scope.rows[run_id]) or again
@@ -405,8 +535,9 @@ def _set_execution_state(scope: ExecutionScope, state: State | None, now: Any) -
         execution.save(update_fields=fields)
 
 
-def _finish(scope: ExecutionScope, state: State, now: Any) -> None:
-    """End the execution: render flow outputs, check SLA assertions, notify a parent."""
+def _finish(scope: ExecutionScope, state: State, now: Any, held_slot: bool | None = None) -> None:
+    """End the execution: render flow outputs, check SLA assertions, free its concurrency slot,
+    notify a parent."""
     execution = scope.execution
     spec = scope.spec
     if spec.outputs:
@@ -430,12 +561,20 @@ def _finish(scope: ExecutionScope, state: State, now: Any) -> None:
                 ok = False
             if not ok:
                 state = _violate_sla(scope, sla, state)
+    if held_slot is None:
+        held_slot = execution.state != State.QUEUED
     if execution.state != state:
         add_history(execution, state, now)
     execution.end_date = now
+    execution.paused_by_user = False
     scope.save_secrets()
-    execution.save(update_fields=["state", "histories", "end_date", "outputs", "labels", "variables"])
+    execution.save(
+        update_fields=["state", "histories", "end_date", "outputs", "labels", "variables", "paused_by_user"]
+    )
     scope.writer.flush()
+    disarm(execution.id)
+    if held_slot:
+        _release_slot(execution, spec)
     if execution.parent_taskrun_id:
         from flows.tasks import send_complete_subflow
 
@@ -602,15 +741,13 @@ def complete_subflow(child_id: str) -> None:
 
 def _retry_subflow(scope: ExecutionScope, row: TaskRun, task: TaskSpec) -> bool:
     """A failed Subflow run with attempts left starts a new child execution after the back-off."""
-    from flows.tasks import send_advance
-
     first = parse_iso(row.attempts[0]["startDate"])
     delay = next_attempt_delay(retry_policy(task, scope.spec), len(row.attempts), timezone.now() - first)
     if delay is None:
         return False
     row.memo = {key: value for key, value in row.memo.items() if key not in ("subflowRequested", "childId")}
     row.save(update_fields=["outputs", "attempts", "memo"])
-    transaction.on_commit(partial(send_advance, scope.execution.id, delay))
+    arm_in(scope.execution, Kind.ADVANCE, row.id, delay)
     return True
 
 
@@ -658,7 +795,7 @@ def resume_execution(
         if execution is None:
             raise NotPaused(f"execution `{execution_id}` not found")
         paused = list(TaskRun.objects.filter(execution_id=execution_id, state=State.PAUSED))
-        if execution.is_terminal or not paused:
+        if execution.is_terminal or not (paused or execution.paused_by_user):
             raise NotPaused(f"execution `{execution_id}` is {execution.state}, not paused")
         spec = execution_spec(execution)
         typed = {row.id: _on_resume_inputs(spec.tasks_by_id[row.task_id], inputs or {}) for row in paused}
@@ -666,6 +803,8 @@ def resume_execution(
             row.outputs = {**(row.outputs or {}), "onResume": typed[row.id]}
             add_history(row, State.RUNNING)
             row.save(update_fields=["state", "histories", "outputs"])
+            disarm(execution.id, Kind.PAUSE, row.id)
+        execution.paused_by_user = False
         _resume_execution_state(execution)
         _advance_locked(execution, execution_spec(execution))
 
@@ -692,18 +831,16 @@ def _on_resume_inputs(task: TaskSpec, inputs: Mapping[str, Any]) -> dict[str, An
 def _resume_execution_state(execution: Execution) -> None:
     if execution.state == State.PAUSED:
         add_history(execution, State.RUNNING)
-        execution.save(update_fields=["state", "histories"])
+        execution.save(update_fields=["state", "histories", "paused_by_user"])
 
 
 # ---------------------------------------------------------------------------------------------- SLA
 
 
 def _schedule_sla(execution: Execution, spec: FlowSpec) -> None:
-    from flows.tasks import send_check_sla
-
     for sla in spec.sla:
         if sla.type == "MAX_DURATION" and sla.duration is not None:
-            transaction.on_commit(partial(send_check_sla, execution.id, sla.id, sla.duration.total_seconds()))
+            arm_in(execution, Kind.SLA, sla.id, sla.duration.total_seconds())
 
 
 def check_sla(execution_id: str, sla_id: str) -> None:

@@ -17,7 +17,14 @@ from django.utils import timezone
 from flows.errors import ExpressionError, TaskFailed
 from flows.expressions import Renderer
 from flows.models import KVEntry, LogEntry
-from flows.storage import SCHEME, get_storage
+from flows.storage import (
+    SCHEME,
+    execution_prefix,
+    namespace_file,
+    namespace_root,
+    storage_for,
+    storage_for_uri,
+)
 
 LEVELS = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "ERROR": 4}
 _LEVEL_ALIASES = {"WARNING": "WARN", "CRITICAL": "ERROR", "FATAL": "ERROR"}
@@ -201,10 +208,12 @@ class ExpressionServicesImpl:
         self.masker = masker
 
     def read(self, path: str) -> str:
-        storage = get_storage()
         if path.startswith(SCHEME):
-            return storage.path(self.tenant, path).read_text()
-        target = storage.namespace_root(self.tenant, self.namespace) / path.lstrip("/")
+            local = namespace_file(self.tenant, path)
+            if local is not None:
+                return local.read_text()
+            return storage_for_uri(self.tenant, path).read_bytes(self.tenant, path).decode()
+        target = namespace_root(self.tenant, self.namespace) / path.lstrip("/")
         if ".." in Path(path).parts or not target.is_file():
             raise ExpressionError(f"read(): no namespace file `{path}` in `{self.namespace}`")
         return target.read_text()
@@ -290,18 +299,18 @@ class RunContextImpl:
         return self._variables
 
     def _key(self, name: str) -> str:
-        from flows.storage import execution_prefix
-
         return f"{execution_prefix(self.namespace, self.flow_id, self.execution_id)}/tasks/{self.task_id}/{self.taskrun_id}/{name}"
 
     def put_file(self, local_path: Path, name: str | None = None) -> str:
-        return get_storage().put(self.tenant, self._key(name or Path(local_path).name), Path(local_path))
+        storage = storage_for(self.tenant, self.namespace)
+        return storage.put(self.tenant, self._key(name or Path(local_path).name), Path(local_path))
 
     def get_file(self, uri: str) -> Path:
-        return get_storage().path(self.tenant, uri)
+        # A URI names its namespace: a subflow reads its parent's files from the parent's storage.
+        return namespace_file(self.tenant, uri) or storage_for_uri(self.tenant, uri).path(self.tenant, uri)
 
     def namespace_files(self, namespace: str | None = None) -> dict[str, Path]:
-        root = get_storage().namespace_root(self.tenant, namespace or self.namespace)
+        root = namespace_root(self.tenant, namespace or self.namespace)
         if not root.is_dir():
             return {}
         return {str(path.relative_to(root)): path for path in sorted(root.rglob("*")) if path.is_file()}

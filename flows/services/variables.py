@@ -126,6 +126,9 @@ def taskrun_variables(
         "value": run.value,
         "iteration": run.iteration,
     }
+    items = (getattr(run, "memo", None) or {}).get("items")
+    if items is not None:  # ForEachItem: the batch file of this run's child execution
+        variables["taskrun"]["items"] = items
     variables["task"] = {"id": run.task_id, "type": task_type}
     if parents:
         variables["parent"] = parents[0]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, get_args
 
@@ -46,7 +46,7 @@ from flows.spec.model import (
     SlaSpec,
     TaskSpec,
 )
-from flows.spec.registry import TaskTypes
+from flows.spec.registry import INTERNAL_TASKS, TaskTypes
 
 FLOW_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*"
 NAMESPACE_PATTERN = r"^[a-z0-9][a-z0-9._-]*"
@@ -710,6 +710,15 @@ def _check_task(checker: _Checker, parent: Any, key: Any, path: str) -> TaskSpec
         errors=_check_task_list(checker, data, "errors", f"{path}.errors") if kind == "flowable" else (),
         finally_=_check_task_list(checker, data, "finally", f"{path}.finally") if kind == "flowable" else (),
     )
+    internal = getattr(task_class, "internal_tasks", None)
+    if internal is not None and task_id is not None:
+        # Hidden children (ForEachItem's split, items and merge tasks) live in the properties, so
+        # they are found by id, walked and shown like any other task of the flow.
+        task = replace(task, properties={**properties, INTERNAL_TASKS: internal(task)})
+        for hidden in task.properties[INTERNAL_TASKS]:
+            if hidden.id in checker.task_paths:
+                checker.add(f"{path}.id", f"task id {hidden.id!r} is already used", raw.mark_of("id"))
+            checker.task_paths[hidden.id] = hidden.path
     return task if task_id is not None else None
 
 

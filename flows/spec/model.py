@@ -62,6 +62,13 @@ class TaskSpec:
     def __hash__(self) -> int:  # properties is a dict; identity by path is enough
         return hash(self.path)
 
+    def subtasks(self) -> list[TaskSpec]:
+        """Direct children: task lists in properties, then `errors` and `finally`."""
+        children = [
+            child for value in self.properties.values() for tasks in _task_lists(value) for child in tasks
+        ]
+        return [*children, *self.errors, *self.finally_]
+
 
 @dataclass(frozen=True)
 class DagNode:

@@ -10,6 +10,10 @@ from pydantic import BaseModel
 # `cases`), "dag" (a list of {task, dependsOn}).
 TaskPropertyShape = Literal["list", "map", "dag"]
 
+# The property under which a task type's `internal_tasks(task)` (an optional classmethod returning
+# TaskSpecs) are stored: hidden children the flow author never writes, like ForEachItem's.
+INTERNAL_TASKS = "_internalTasks"
+
 
 class TaskType(Protocol):
     type_name: ClassVar[str]

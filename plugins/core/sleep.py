@@ -1,4 +1,4 @@
-"""`Sleep`: wait for a duration without holding anything but the worker slot."""
+"""`Sleep`: wait for a duration without holding a worker."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class SleepProperties(TaskProperties):
 class Sleep(RunnableTask):
     """Wait for `duration` (ISO-8601, e.g. `PT5S`), then succeed.
 
-    Killing the execution interrupts the wait and ends the task run in KILLED.
+    Killing the execution ends the wait at once and the task run in KILLED.
     """
 
     type_name: ClassVar[str] = "io.kestra.plugin.core.flow.Sleep"
@@ -35,6 +35,6 @@ class Sleep(RunnableTask):
     def run(self, ctx: RunContext) -> TaskResult:
         duration = render_duration(ctx, self.props.duration, "duration")
         ctx.logger.info(f"Waiting for {format_duration(duration)}")
-        if not ctx.wait(duration.total_seconds()):
-            return TaskResult(state="KILLED")
-        return TaskResult()
+        # The wait is a timer in the database: the worker slot is free while it lasts, and killing
+        # the execution ends it at once.
+        return TaskResult(resume_after=duration.total_seconds())

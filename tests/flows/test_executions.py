@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -326,9 +327,9 @@ def test_two_tenants_do_not_share_flows_or_kv(run_flow: RunFlow) -> None:
 
 def test_scripts_see_namespace_files_and_their_execution_context(run_flow: RunFlow) -> None:
     # given: a namespace file (the namespace files API comes with the REST API issue)
-    from flows.storage import get_storage
+    from flows.storage import namespace_root
 
-    root = get_storage().namespace_root("main", "test.e2e")
+    root = namespace_root("main", "test.e2e")
     (root / "lib").mkdir(parents=True, exist_ok=True)
     (root / "lib" / "greeting.txt").write_text("hi from a namespace file")
     # when
@@ -473,3 +474,39 @@ tasks:
     assert Execution.objects.get(id=execution.id).state == "RUNNING"
     release.touch()
     assert finished(execution.id).state == "SUCCESS"
+
+
+def test_a_large_output_is_stored_as_a_file_and_one_over_the_hard_limit_fails_its_task(
+    run_flow: RunFlow,
+) -> None:
+    # given: the test settings put the inline limit at 64 KiB and the hard limit at 1 MiB
+    from flows.storage import storage_for
+
+    big = 'printf \'::{"outputs":{"big":"%s"}}::\\n\' "$(head -c 100000 /dev/zero | tr \'\\0\' x)"'
+    huge = big.replace("100000", "2000000")
+    # when
+    done = run_flow(f"""
+        id: outputs-limits
+        namespace: test.e2e
+        tasks:
+          - id: big
+            type: io.kestra.plugin.scripts.shell.Commands
+            commands:
+              - {json_string(big)}
+          - id: huge
+            type: io.kestra.plugin.scripts.shell.Commands
+            commands:
+              - {json_string(huge)}
+          - {{id: never, type: io.kestra.plugin.core.log.Log, message: not reached}}
+    """)
+    # then
+    uri = done.run("big")["outputs"]["vars"]  # the output `vars` ({"big": ...}) went to a file
+    assert uri.startswith("kestra:///test/e2e/outputs-limits/executions/")
+    assert json.loads(storage_for("main", "test.e2e").read_bytes("main", uri)) == {"big": "x" * 100000}
+    assert done.states() == {"big": "SUCCESS", "huge": "FAILED"}
+    assert done.run("huge")["outputs"] in (None, {})
+    assert any("limit" in message for message in done.messages("huge"))
+
+
+def json_string(text: str) -> str:
+    return json.dumps(text)

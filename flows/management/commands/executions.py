@@ -1,4 +1,4 @@
-"""`manage.py executions show|resume`: look at and act on an execution from the shell."""
+"""`manage.py executions ...`: look at and act on an execution from the shell."""
 
 from __future__ import annotations
 
@@ -9,40 +9,78 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from flows.errors import InputValidationError
+from flows.errors import BatonError
 from flows.models import Execution
 from flows.serializers import execution_dict
 
 
 class Command(BaseCommand):
-    help = "Show an execution, or resume a paused one (onResume inputs as --input KEY=VALUE)."
+    help = "Show, kill, pause, resume, restart or replay an execution, or change a task run's state."
 
     def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True)
-        show = actions.add_parser("show", help="print the execution as JSON")
-        show.add_argument("execution_id")
-        show.add_argument("--tenant", default=None)
-        resume = actions.add_parser("resume", help="resume a paused execution")
-        resume.add_argument("execution_id")
+
+        def action(name: str, help_text: str) -> CommandParser:
+            sub = actions.add_parser(name, help=help_text)
+            sub.add_argument("execution_id")
+            sub.add_argument("--tenant", default=None)
+            return sub
+
+        action("show", "print the execution as JSON")
+        action("kill", "kill the execution, its running tasks and its subflows")
+        action("pause", "pause a running execution (running tasks finish, nothing new starts)")
+        resume = action("resume", "resume a paused execution (Pause task or paused by hand)")
         resume.add_argument("--input", action="append", default=[], metavar="KEY=VALUE")
-        resume.add_argument("--tenant", default=None)
+        action("restart", "run the failed or killed task runs again in the same execution")
+        replay = action("replay", "start a new execution from a task run (from the start by default)")
+        replay.add_argument("--from", dest="taskrun_id", default=None, metavar="TASKRUN_ID")
+        replay.add_argument("--input", action="append", default=None, metavar="KEY=VALUE")
+        change = action(
+            "change-status", "set a task run of a finished execution to SUCCESS, WARNING or FAILED"
+        )
+        change.add_argument("taskrun_id")
+        change.add_argument("state")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        tenant = options["tenant"] or settings.BATON_DEFAULT_TENANT
-        if options["action"] == "show":
-            execution = Execution.objects.for_tenant(tenant).filter(id=options["execution_id"]).first()
-            if execution is None:
-                self.stderr.write(f"execution `{options['execution_id']}` not found")
-                sys.exit(1)
-            self.stdout.write(json.dumps(execution_dict(execution), default=str))
-            return
         from flows import services
         from flows.management.commands.runflow import _parse_pairs
+        from flows.services import control
 
+        tenant = options["tenant"] or settings.BATON_DEFAULT_TENANT
+        execution_id = options["execution_id"]
+        action = options["action"]
         try:
-            inputs = _parse_pairs(options["input"], "=", "--input")
-            services.resume_execution(options["execution_id"], inputs, tenant=tenant)
-        except (ValueError, InputValidationError, services.NotPaused) as exc:
+            if action == "show":
+                execution = Execution.objects.for_tenant(tenant).filter(id=execution_id).first()
+                if execution is None:
+                    raise control.ExecutionNotFound(f"execution `{execution_id}` not found")
+                from flows.services.waiting import waiting_reasons
+
+                shown = {**execution_dict(execution), "waitingReasons": waiting_reasons(execution)}
+                self.stdout.write(json.dumps(shown, default=str))
+                return
+            if action == "kill":
+                control.kill_execution(execution_id, tenant=tenant)
+            elif action == "pause":
+                control.pause_execution(execution_id, tenant=tenant)
+            elif action == "resume":
+                services.resume_execution(
+                    execution_id, _parse_pairs(options["input"], "=", "--input"), tenant=tenant
+                )
+            elif action == "restart":
+                control.restart_execution(execution_id, tenant=tenant)
+            elif action == "replay":
+                inputs = (
+                    _parse_pairs(options["input"], "=", "--input") if options["input"] is not None else None
+                )
+                replay = control.replay_execution(execution_id, options["taskrun_id"], inputs, tenant=tenant)
+                self.stdout.write(replay.id)
+                return
+            elif action == "change-status":
+                control.change_taskrun_state(
+                    execution_id, options["taskrun_id"], options["state"], tenant=tenant
+                )
+        except (ValueError, BatonError) as exc:
             self.stderr.write(str(exc))
             sys.exit(2)
-        self.stdout.write(f"resumed {options['execution_id']}")
+        self.stdout.write(f"{action}: {execution_id}")

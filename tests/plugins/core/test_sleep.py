@@ -13,16 +13,19 @@ from tests.plugins.conftest import FakeRunContext, make_task
     ("duration", "seconds"),
     [("PT5S", 5.0), ("PT0.5S", 0.5), ("P1DT1M", 86460.0), (timedelta(seconds=2), 2.0)],
 )
-def test_sleep_waits_for_the_duration(ctx: FakeRunContext, duration: str | timedelta, seconds: float) -> None:
+def test_sleep_asks_to_be_woken_after_the_duration(
+    ctx: FakeRunContext, duration: str | timedelta, seconds: float
+) -> None:
     # given
     task = make_task(Sleep, duration=duration)
 
     # when
     result = task.run(ctx)
 
-    # then
+    # then: no wait on the worker; the services arm a timer
     assert result.state == "SUCCESS"
-    assert ctx.waits == [seconds]
+    assert result.resume_after == seconds
+    assert ctx.waits == []
 
 
 def test_sleep_renders_an_expression_and_logs_the_duration(ctx: FakeRunContext) -> None:
@@ -31,23 +34,11 @@ def test_sleep_renders_an_expression_and_logs_the_duration(ctx: FakeRunContext) 
     task = make_task(Sleep, duration="{{ inputs.wait }}")
 
     # when
-    task.run(ctx)
-
-    # then
-    assert ctx.waits == [90.0]
-    assert ctx.logger.entries == [("INFO", "Waiting for PT1M30S")]
-
-
-def test_sleep_ends_killed_when_the_wait_is_interrupted(ctx: FakeRunContext) -> None:
-    # given
-    ctx.killed = True
-    task = make_task(Sleep, duration="PT1H")
-
-    # when
     result = task.run(ctx)
 
     # then
-    assert result.state == "KILLED"
+    assert result.resume_after == 90.0
+    assert ctx.logger.entries == [("INFO", "Waiting for PT1M30S")]
 
 
 def test_sleep_rejects_an_invalid_literal_duration() -> None:

@@ -112,9 +112,7 @@ def test_compose_file_renders_every_process(tmp_path: Path) -> None:
         assert "gunicorn orchestrator.wsgi" in _argv(services["web"]["command"])
         assert "-Q default,executor --concurrency=4 --pool=prefork" in _argv(services["worker"]["command"])
         assert int(services["worker"]["deploy"]["replicas"]) == 2
-        assert "--scheduler django_celery_beat.schedulers:DatabaseScheduler" in _argv(
-            services["beat"]["command"]
-        )
+        assert "--scheduler orchestrator.beat:Scheduler" in _argv(services["beat"]["command"])
         assert int(services["beat"]["deploy"]["replicas"]) == 1
         assert {name for name, service in services.items() if "healthcheck" in service} >= {
             "postgres",

@@ -25,7 +25,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fixtures.executions import finished, gate_task, wait_taskrun
-from tests.fixtures.modes import PRODUCTION, WORKER_APPLICATION_NAME, WORKER_PROCESSES, WorkerPool
+from tests.fixtures.modes import (
+    BEAT_APPLICATION_NAME,
+    PRODUCTION,
+    WORKER_APPLICATION_NAME,
+    WORKER_PROCESSES,
+    WorkerPool,
+)
 from tests.fixtures.waiting import wait_until
 
 StartFlow = Callable[..., str]
@@ -302,14 +308,25 @@ def test_a_worker_running_a_task_reconnects_after_a_redis_restart(
 # ---------------------------------------------------------------------------------------------- postgresql
 
 
+RETRIED_ONCE = """
+    id: retried
+    namespace: test.faults
+    tasks:
+      - id: flaky
+        type: io.kestra.plugin.core.execution.Fail
+        retry: {type: constant, interval: PT1S, maxAttempts: 2}
+"""
+
+
 def _terminate_worker_sessions() -> int:
+    """Cut the PostgreSQL sessions of the worker processes and of beat."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = %s",
-            [WORKER_APPLICATION_NAME],
+            " WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = ANY(%s)",
+            [[WORKER_APPLICATION_NAME, BEAT_APPLICATION_NAME]],
         )
         return len(cursor.fetchall())
 
@@ -333,6 +350,12 @@ def test_a_flow_survives_its_database_sessions_being_terminated(start_flow: Star
     assert done.state == "SUCCESS"
     assert done.states() == {f"step{index:02d}": "SUCCESS" for index in range(20)}
     assert _taskrun_counts(execution_id) == {f"step{index:02d}": 1 for index in range(20)}
+    # and beat, whose session was cut too, still sends the tick that releases a retry
+    retried = finished(start_flow(RETRIED_ONCE), timeout=60)
+    assert [attempt["state"]["current"] for attempt in retried.run("flaky")["attempts"]] == [
+        "FAILED",
+        "FAILED",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- burst

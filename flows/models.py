@@ -128,7 +128,7 @@ class Execution(models.Model):
             models.Index(
                 fields=["state", "start_date"],
                 name="execution_unfinished",
-                condition=~models.Q(state__in=[state.value for state in TERMINAL_STATES]),
+                condition=~models.Q(state__in=sorted(state.value for state in TERMINAL_STATES)),
             ),
         ]
 
@@ -158,6 +158,9 @@ class TaskRun(models.Model):
     submitted_at = models.DateTimeField(null=True, blank=True)  # when the current attempt was sent
     lease_until = models.DateTimeField(null=True, blank=True)  # renewed by the worker's heartbeat
     claimed_at = models.DateTimeField(null=True, blank=True)  # when the current attempt started running
+    # The Celery message (task id) whose worker runs the current attempt: the heartbeat renews the
+    # leases of the runs claimed by the messages its worker is processing.
+    claimed_by = models.CharField(max_length=64, blank=True, default="")
     memo = models.JSONField(default=dict)  # executor notes (chosen branch, loop values...), never shown
     start_date = models.DateTimeField(default=timezone.now)
     end_date = models.DateTimeField(null=True, blank=True)

@@ -25,7 +25,7 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
 def run_task(taskrun_id: str, attempt: int) -> None:
     from flows.services import run_attempt
 
-    run_attempt(taskrun_id, attempt)
+    run_attempt(taskrun_id, attempt, request_id=run_task.request.id or "")
 
 
 @baton_task(name="baton.advance", queue=EXECUTOR_QUEUE)

@@ -144,6 +144,10 @@ BATON_RESUBMIT_AFTER_SECONDS = env_float("BATON_RESUBMIT_AFTER_SECONDS", 300.0)
 BATON_REAPER_INTERVAL_SECONDS = env_float("BATON_REAPER_INTERVAL_SECONDS", 15.0)
 # How often celery-beat sends the tick that fires due timers (retries, pauses, sleeps, SLAs).
 BATON_TICK_INTERVAL_SECONDS = env_float("BATON_TICK_INTERVAL_SECONDS", 1.0)
+# A worker that finishes a task run runs itself the next one its result made ready on the same
+# queue (no broker round trip), for up to this many seconds per message; then it sends them
+# through the broker again, so one long flow cannot hold a worker. 0 sends every run.
+BATON_WORKER_CONTINUE_SECONDS = env_float("BATON_WORKER_CONTINUE_SECONDS", 5.0)
 # A task run whose worker vanished this many times fails instead of getting another attempt.
 BATON_MAX_WORKER_LOSSES = env_int("BATON_MAX_WORKER_LOSSES", 3)
 

@@ -80,13 +80,18 @@ class Migration(migrations.Migration):
             name='submitted_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
+        migrations.AddField(
+            model_name='taskrun',
+            name='claimed_by',
+            field=models.CharField(blank=True, default='', max_length=64),
+        ),
         migrations.AddIndex(
             model_name='execution',
             index=models.Index(fields=['tenant', 'namespace', 'flow_id', 'state'], name='execution_flow_state'),
         ),
         migrations.AddIndex(
             model_name='execution',
-            index=models.Index(condition=models.Q(('state__in', ['WARNING', 'KILLED', 'FAILED', 'RETRIED', 'SUCCESS', 'CANCELLED', 'SKIPPED']), _negated=True), fields=['state', 'start_date'], name='execution_unfinished'),
+            index=models.Index(condition=models.Q(('state__in', ['CANCELLED', 'FAILED', 'KILLED', 'RETRIED', 'SKIPPED', 'SUCCESS', 'WARNING']), _negated=True), fields=['state', 'start_date'], name='execution_unfinished'),
         ),
         migrations.AddIndex(
             model_name='taskrun',

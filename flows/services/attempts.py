@@ -20,6 +20,7 @@ from flows.errors import BatonError, TaskFailed
 from flows.models import Execution, KillSwitch, TaskRun
 from flows.services.executions import (
     ExecutionScope,
+    RunRow,
     _advance_locked,
     add_history,
     close_attempt,
@@ -30,7 +31,7 @@ from flows.services.executions import (
 )
 from flows.services.folders import attempt_folder, run_context
 from flows.services.killswitches import active_switch
-from flows.services.runtime import TaskLogger
+from flows.services.runtime import LogWriter, TaskLogger
 from flows.services.timers import Kind, arm_in
 from flows.services.variables import iso, parse_iso
 from flows.spec.durations import parse_duration
@@ -49,30 +50,88 @@ def lease() -> timedelta:
     return timedelta(seconds=settings.BATON_LEASE_SECONDS)
 
 
-def run_attempt(taskrun_id: str, attempt: int) -> None:
-    """Claim and run one attempt; a duplicate or stale message does nothing."""
+def run_attempt(taskrun_id: str, attempt: int, request_id: str = "") -> None:
+    """Claim and run one attempt; a duplicate or stale message does nothing.
+
+    Then, for up to BATON_WORKER_CONTINUE_SECONDS, the worker runs itself the next task run its
+    result made ready on the same queue, instead of sending it through the broker: a sequential
+    flow pays no broker round trip and no re-read of its rows per task. `request_id` (the Celery
+    message's id) is recorded on each run claimed, so the heartbeat renews their leases.
+    """
     row = TaskRun.objects.select_related("execution").filter(id=taskrun_id).first()
     if row is None or row.attempt != attempt or row.state != State.SUBMITTED:
         return  # another delivery of this message got here first, or the run moved on
-    execution = row.execution
+    budget_end = time.monotonic() + settings.BATON_WORKER_CONTINUE_SECONDS
+    claimed = _claim(row.execution, row, None, request_id)
+    while claimed is not None:
+        continuation = Continuation(row.worker_group) if time.monotonic() < budget_end else None
+        _run_claimed(*claimed, continuation=continuation)
+        claimed = continuation.claim(request_id) if continuation is not None else None
+
+
+Claimed = tuple[Execution, TaskRun, "list[TaskRun | RunRow] | None"]
+
+
+def _claim(
+    execution: Execution, row: TaskRun, rows: list[TaskRun | RunRow] | None, request_id: str
+) -> Claimed | None:
+    """SUBMITTED -> RUNNING by compare-and-set, unless the execution ended or a kill switch holds it."""
     if execution.is_terminal or execution.state == State.KILLING:
-        return
+        return None
     switch = active_switch(execution.tenant_id, execution.namespace, execution.flow_id, execution.id)
     if switch is not None:
         if switch.type != KillSwitch.Type.IGNORE:
             from flows.tasks import send_advance
 
             send_advance(execution.id)  # the executor applies KILL or CANCEL
-        return  # IGNORE: the run stays SUBMITTED; the reaper sends it again once the switch ends
+        return None  # IGNORE: the run stays SUBMITTED; the reaper sends it again once the switch ends
     now = timezone.now()
-    claimed = TaskRun.objects.filter(id=taskrun_id, attempt=attempt, state=State.SUBMITTED).update(
-        state=State.RUNNING, claimed_at=now, lease_until=now + lease()
+    until = now + lease()
+    claimed = TaskRun.objects.filter(id=row.id, attempt=row.attempt, state=State.SUBMITTED).update(
+        state=State.RUNNING, claimed_at=now, lease_until=until, claimed_by=request_id
     )
     if claimed == 0:
-        return
-    row.state, row.claimed_at = State.RUNNING, now
+        return None
+    row.state, row.claimed_at, row.lease_until, row.claimed_by = State.RUNNING, now, until, request_id
+    return execution, row, rows
+
+
+class Continuation:
+    """The run a worker takes next itself. While a worker records a result, the executor offers it
+    the runs it dispatches (`offer`); it keeps the first one on the queue it came from. That run is
+    SUBMITTED like any other, only no message is sent: if the worker dies before claiming it, the
+    reaper sends it after BATON_RESUBMIT_AFTER_SECONDS."""
+
+    def __init__(self, worker_group: str) -> None:
+        self.worker_group = worker_group
+        self.run: TaskRun | None = None
+        self.scope: ExecutionScope | None = None
+
+    def offer(self, scope: ExecutionScope, row: TaskRun) -> bool:
+        from flows.tasks import worker_queue
+
+        if self.run is not None or worker_queue(row.worker_group) != worker_queue(self.worker_group):
+            return False
+        self.run, self.scope = row, scope
+        return True
+
+    def claim(self, request_id: str) -> Claimed | None:
+        """After the commit: claim the kept run, with the rows as they were committed."""
+        if self.run is None or self.scope is None:
+            return None
+        return _claim(self.scope.execution, self.run, list(self.scope.rows.values()), request_id)
+
+
+def _run_claimed(
+    execution: Execution,
+    row: TaskRun,
+    rows: list[TaskRun | RunRow] | None,
+    continuation: Continuation | None = None,
+) -> None:
+    attempt = row.attempt
     spec = execution_spec(execution)
-    rows = load_rows(execution.id)
+    if rows is None:
+        rows = load_rows(execution.id)
     scope = ExecutionScope(execution, spec, rows)
     task = scope.spec_task(row.task_id)
     assert task is not None, f"task {row.task_id} not in flow"
@@ -112,12 +171,20 @@ def run_attempt(taskrun_id: str, attempt: int) -> None:
         logger.exception("task %s of execution %s raised", row.task_id, execution.id)
         task_logger.error(f"{type(exc).__name__}: {exc}")
     finally:
-        scope.writer.flush()
         if working_dir is not None and not is_shared:
             shutil.rmtree(working_dir, ignore_errors=True)
     metrics = [*(ctx.metrics if ctx is not None else []), *(result.metrics if result is not None else [])]
     record_attempt_result(
-        row.id, attempt, state, result, scope.masker.values, execution_id=execution.id, metrics=metrics
+        row.id,
+        attempt,
+        state,
+        result,
+        scope.masker.values,
+        execution_id=execution.id,
+        metrics=metrics,
+        row=row,
+        logs=scope.writer,
+        continuation=continuation,
     )
 
 
@@ -157,22 +224,37 @@ def record_attempt_result(
     secrets: list[str],
     execution_id: str | None = None,
     metrics: list[dict[str, Any]] | None = None,
+    *,
+    row: TaskRun | None = None,
+    logs: LogWriter | None = None,
+    continuation: Continuation | None = None,
 ) -> None:
-    """Store an attempt's outcome, retry or close the task run, then advance the execution."""
+    """Store an attempt's outcome, retry or close the task run, then advance the execution.
+
+    `row` is the run as the worker claimed it (its state and attempt are checked again here, under
+    the execution's lock); `logs` are written in the same transaction; `continuation` may keep one
+    of the runs this result makes ready (see `run_attempt`)."""
     with transaction.atomic():
+        if logs is not None:
+            logs.flush()  # an attempt's lines are kept whatever is decided below
         if execution_id is None:
             execution_id = (
                 TaskRun.objects.filter(id=taskrun_id).values_list("execution_id", flat=True).first()
             )
             if execution_id is None:
                 return
-        execution = Execution.objects.select_for_update().get(id=execution_id)
-        row = TaskRun.objects.filter(id=taskrun_id).first()
+        execution = Execution.objects.select_for_update().filter(id=execution_id).first()
+        if execution is None:
+            return  # deleted meanwhile (a purge, a test database emptied)
+        light = load_rows(execution.id)
+        current = next((item for item in light if item.id == taskrun_id), None)
+        if current is None or current.state != State.RUNNING or current.attempt != attempt:
+            return
+        if execution.is_terminal:
+            return
         if row is None:
-            return
-        rows = [row if item.id == taskrun_id else item for item in load_rows(execution.id)]
-        if row.state != State.RUNNING or row.attempt != attempt or execution.is_terminal:
-            return
+            row = TaskRun.objects.get(id=taskrun_id)
+        rows = [row if item.id == taskrun_id else item for item in light]
         killing = execution.state == State.KILLING
         spec = execution_spec(execution)
         scope = ExecutionScope(execution, spec, rows)
@@ -228,7 +310,7 @@ def record_attempt_result(
         if result is not None and result.execution_state is not None and state not in (State.FAILED,):
             end_execution(scope, State(result.execution_state))
             return
-        _advance_locked(execution, spec, rows)
+        _advance_locked(execution, spec, rows, continuation=continuation)
 
 
 def _json_safe(outputs: dict[str, Any]) -> dict[str, Any]:

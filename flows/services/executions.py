@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, transaction
 from django.utils import timezone
@@ -34,6 +34,9 @@ from flows.spec.durations import format_duration
 from flows.spec.model import FlowSpec, TaskSpec
 from flows.storage import execution_prefix, storage_for
 from plugins.registry import default_registry
+
+if TYPE_CHECKING:
+    from flows.services.attempts import Continuation
 
 logger = logging.getLogger(__name__)
 
@@ -384,8 +387,10 @@ def _advance_locked(
     rows: list[TaskRun | RunRow] | None = None,
     *,
     starting: bool = False,
+    continuation: Continuation | None = None,
 ) -> None:
-    """Advance an execution whose row this transaction has locked (or just created)."""
+    """Advance an execution whose row this transaction has locked (or just created). A worker that
+    records a result passes its `continuation`, which may keep one dispatched run for itself."""
     registry = default_registry()
     if execution.state == State.QUEUED or execution.paused_by_user:
         return  # nothing new starts; results of runs in progress are already recorded
@@ -406,7 +411,7 @@ def _advance_locked(
             scope.log("ERROR", f"Baton could not decide what comes next: {type(exc).__name__}: {exc}")
             end_execution(scope, State.FAILED)
             break
-        if not _apply_plan(scope, plan):
+        if not _apply_plan(scope, plan, continuation):
             break
         scope._base = None
     scope.writer.flush()
@@ -442,7 +447,7 @@ def _created_histories(view: RunView, is_flowable: bool, now: str) -> list[dict[
     return [{"state": str(state), "date": now} for state in states]
 
 
-def _apply_plan(scope: ExecutionScope, plan: Plan) -> bool:
+def _apply_plan(scope: ExecutionScope, plan: Plan, continuation: Continuation | None = None) -> bool:
     """Write a plan; returns True when the executor must decide again (a subflow failed to start)."""
     execution = scope.execution
     now = timezone.now()
@@ -503,6 +508,9 @@ def _apply_plan(scope: ExecutionScope, plan: Plan) -> bool:
 
         for run_id in plan.dispatch:
             row = scope.rows[run_id]
+            assert isinstance(row, TaskRun)
+            if continuation is not None and continuation.offer(scope, row):
+                continue  # this worker runs it next, without a message
             transaction.on_commit(partial(send_run_task, run_id, 1, row.worker_group))
     for run_id, seconds in plan.pauses.items():
         arm_in(execution, Kind.PAUSE, run_id, seconds)

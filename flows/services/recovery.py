@@ -38,12 +38,15 @@ _BATCH = 200
 # ---------------------------------------------------------------------------------------------- heartbeat
 
 
-def renew_leases(taskrun_ids: list[str]) -> int:
-    """Extend the leases of the runs this worker is running (one UPDATE for all of them)."""
-    if not taskrun_ids:
+def renew_leases(request_ids: list[str]) -> int:
+    """Extend the leases of the runs claimed by the messages this worker is processing (one UPDATE
+    for all of them; a message runs several runs one after the other when it continues a flow)."""
+    if not request_ids:
         return 0
     until = timezone.now() + timedelta(seconds=settings.BATON_LEASE_SECONDS)
-    return TaskRun.objects.filter(id__in=taskrun_ids, state=State.RUNNING).update(lease_until=until)
+    return TaskRun.objects.filter(
+        claimed_by__in=request_ids, state=State.RUNNING, lease_until__isnull=False
+    ).update(lease_until=until)
 
 
 def record_worker(hostname: str, queues: list[str]) -> None:
@@ -80,7 +83,7 @@ class Heartbeat:
         self._stop.set()
 
     def beat(self) -> None:
-        renew_leases(running_taskrun_ids())
+        renew_leases(running_request_ids())
         record_worker(self.hostname, self.queues)
 
     def _run(self) -> None:
@@ -94,14 +97,10 @@ class Heartbeat:
         connection.close()
 
 
-def running_taskrun_ids() -> list[str]:
+def running_request_ids() -> list[str]:
     from celery.worker import state
 
-    return [
-        request.args[0]
-        for request in list(state.active_requests)
-        if request.name == "baton.run_task" and request.args
-    ]
+    return [request.id for request in list(state.active_requests) if request.name == "baton.run_task"]
 
 
 # ---------------------------------------------------------------------------------------------- reaper

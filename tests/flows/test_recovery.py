@@ -5,6 +5,7 @@ The fault tests with killed processes live in tests/production/.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -106,6 +107,26 @@ def test_reaper_gives_a_new_attempt_to_a_run_whose_worker_vanished(
     assert any("was lost" in message for message in done.messages("only"))
 
 
+def test_a_run_a_worker_goes_on_with_keeps_its_lease_while_it_runs(start_flow: StartFlow) -> None:
+    # given: the second task outlasts the lease (3 s here) and runs under the first one's message
+    from flows.models import TaskRun
+
+    execution_id = start_flow("""
+        id: continued
+        namespace: test.recovery
+        tasks:
+          - {id: first, type: io.kestra.plugin.core.debug.Return, format: one}
+          - {id: long, type: io.kestra.plugin.scripts.shell.Commands, commands: ["sleep 6"]}
+    """)
+    # when
+    done = finished(execution_id)
+    # then: the heartbeat renewed its lease, else the reaper (every 2 s) would have given it another attempt
+    assert done.state == "SUCCESS"
+    assert [attempt["state"]["current"] for attempt in done.run("long")["attempts"]] == ["SUCCESS"]
+    claimed_by = dict(TaskRun.objects.filter(execution_id=execution_id).values_list("task_id", "claimed_by"))
+    assert claimed_by["first"] == claimed_by["long"] != ""
+
+
 def test_reaper_sends_again_a_message_the_broker_lost(start_flow: StartFlow, worker: str) -> None:
     # given: a run SUBMITTED long ago whose message is gone
     from django.utils import timezone
@@ -163,8 +184,12 @@ def test_kill_switch_cancel_lets_running_tasks_finish_then_cancels(
           - {{id: next, type: io.kestra.plugin.core.log.Log, message: never}}
     """)
     wait_taskrun(execution_id, "wait", "RUNNING")
-    # when
+    # when: the switch starts, and every process has had the time to see it (the documented bound)
+    from django.conf import settings
+
     _switch("CANCEL", "cancelled")
+    seen = time.monotonic() + 2 * settings.BATON_KILL_SWITCH_REFRESH_SECONDS
+    wait_until(lambda: time.monotonic() >= seen, message="the kill switch refresh delay")
     new_id = start_flow(ONE_TASK.format(flow="cancelled"))
     gate.touch()
     # then

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -64,9 +64,11 @@ def run_attempt(taskrun_id: str, attempt: int, request_id: str = "") -> None:
     budget_end = time.monotonic() + settings.BATON_WORKER_CONTINUE_SECONDS
     claimed = _claim(row.execution, row, None, request_id)
     while claimed is not None:
-        continuation = Continuation(row.worker_group) if time.monotonic() < budget_end else None
+        continuation = None
+        if time.monotonic() < budget_end:
+            continuation = Continuation(claimed[1].worker_group, request_id)
         _run_claimed(*claimed, continuation=continuation)
-        claimed = continuation.claim(request_id) if continuation is not None else None
+        claimed = continuation.next_run() if continuation is not None else None
 
 
 Claimed = tuple[Execution, TaskRun, "list[TaskRun | RunRow] | None"]
@@ -98,28 +100,32 @@ def _claim(
 
 class Continuation:
     """The run a worker takes next itself. While a worker records a result, the executor offers it
-    the runs it dispatches (`offer`); it keeps the first one on the queue it came from. That run is
-    SUBMITTED like any other, only no message is sent: if the worker dies before claiming it, the
-    reaper sends it after BATON_RESUBMIT_AFTER_SECONDS."""
+    each run it creates to dispatch (`keep`); it keeps the first one on the queue it came from,
+    created already claimed by this worker (RUNNING, with a lease) in the same transaction, so no
+    message is sent and no claim is needed. A worker that dies before running it stops renewing its
+    lease: the reaper gives it a new attempt, as for any run of a lost worker."""
 
-    def __init__(self, worker_group: str) -> None:
+    def __init__(self, worker_group: str, request_id: str) -> None:
         self.worker_group = worker_group
+        self.request_id = request_id
         self.run: TaskRun | None = None
         self.scope: ExecutionScope | None = None
 
-    def offer(self, scope: ExecutionScope, row: TaskRun) -> bool:
+    def keep(self, scope: ExecutionScope, row: TaskRun, now: datetime) -> bool:
         from flows.tasks import worker_queue
 
         if self.run is not None or worker_queue(row.worker_group) != worker_queue(self.worker_group):
             return False
+        row.state, row.claimed_at, row.lease_until = State.RUNNING, now, now + lease()
+        row.claimed_by = self.request_id
         self.run, self.scope = row, scope
         return True
 
-    def claim(self, request_id: str) -> Claimed | None:
-        """After the commit: claim the kept run, with the rows as they were committed."""
+    def next_run(self) -> Claimed | None:
+        """After the commit: the kept run, with the execution and its rows as they were committed."""
         if self.run is None or self.scope is None:
             return None
-        return _claim(self.scope.execution, self.run, list(self.scope.rows.values()), request_id)
+        return self.scope.execution, self.run, list(self.scope.rows.values())
 
 
 def _run_claimed(

@@ -477,9 +477,10 @@ def _apply_plan(scope: ExecutionScope, plan: Plan, continuation: Continuation | 
         if view.state in TERMINAL_STATES:
             row.end_date = now
         if view.id in dispatch:
-            row.state = State.SUBMITTED
             row.attempt = 1
             row.submitted_at = now
+            if continuation is None or not continuation.keep(scope, row, now):
+                row.state = State.SUBMITTED
         new_rows.append(row)
         scope.rows[row.id] = row
     if new_rows:
@@ -508,8 +509,7 @@ def _apply_plan(scope: ExecutionScope, plan: Plan, continuation: Continuation | 
 
         for run_id in plan.dispatch:
             row = scope.rows[run_id]
-            assert isinstance(row, TaskRun)
-            if continuation is not None and continuation.offer(scope, row):
+            if continuation is not None and continuation.run is row:
                 continue  # this worker runs it next, without a message
             transaction.on_commit(partial(send_run_task, run_id, 1, row.worker_group))
     for run_id, seconds in plan.pauses.items():

@@ -113,6 +113,8 @@ class Execution(models.Model):
     schedule_date = models.DateTimeField(null=True, blank=True)
     # Paused by hand (not by a Pause task): results are recorded, nothing new starts.
     paused_by_user = models.BooleanField(default=False)
+    # A timer was armed for it (retry, pause, sleep, SLA): its end deletes its timers.
+    has_timers = models.BooleanField(default=False)
     deleted = models.BooleanField(default=False)
 
     objects = ExecutionQuerySet.as_manager()

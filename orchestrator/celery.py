@@ -36,11 +36,18 @@ def baton_task(name: str, queue: str = DEFAULT_QUEUE) -> Callable[[Callable[...,
 
         @functools.wraps(func)
         def run(*args: Any, **kwargs: Any) -> Any:
-            from django.db import close_old_connections
+            from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
             close_old_connections()
             try:
-                return func(*args, **kwargs)
+                try:
+                    return func(*args, **kwargs)
+                except (OperationalError, InterfaceError):
+                    # A reused connection the database closed (a restart, a terminated session) fails
+                    # on first use. Every Baton task is safe to repeat (compare-and-set on the rows), so
+                    # run it once more on a new connection rather than leave its work to the reaper.
+                    connection.close()
+                    return func(*args, **kwargs)
             finally:
                 close_old_connections()
 

@@ -76,6 +76,11 @@ class Migration(migrations.Migration):
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
+            model_name='execution',
+            name='has_timers',
+            field=models.BooleanField(default=False),
+        ),
+        migrations.AddField(
             model_name='taskrun',
             name='submitted_at',
             field=models.DateTimeField(blank=True, null=True),

@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from flows.engine import executor
@@ -97,14 +97,9 @@ def start_execution(
 
     Raises FlowNotFound, FlowDisabled or InputValidationError; then nothing is stored.
     """
-    flow = Flow.objects.for_tenant(tenant).filter(namespace=namespace, flow_id=flow_id, deleted=False).first()
-    if flow is None:
-        raise FlowNotFound(f"flow `{namespace}.{flow_id}` not found")
-    revision_row = FlowRevision.objects.filter(flow=flow, revision=revision or flow.revision).first()
-    if revision_row is None:
-        raise FlowNotFound(f"flow `{namespace}.{flow_id}` has no revision {revision}")
-    spec = spec_of_revision(revision_row.pk)
-    if spec.disabled or flow.disabled:
+    revision_pk, revision_number, flow_disabled = _revision_to_run(tenant, namespace, flow_id, revision)
+    spec = spec_of_revision(revision_pk)
+    if spec.disabled or flow_disabled:
         raise FlowDisabled(f"flow `{namespace}.{flow_id}` is disabled")
     execution_id = new_id()
     storage = storage_for(tenant, namespace)
@@ -135,8 +130,8 @@ def start_execution(
             tenant_id=tenant,
             namespace=namespace,
             flow_id=flow_id,
-            flow_revision=revision_row.revision,
-            revision_ref=revision_row,
+            flow_revision=revision_number,
+            revision_ref_id=revision_pk,
             inputs=typed_inputs,
             labels=[{"key": key, "value": value} for key, value in merged.items()],
             trigger=trigger,
@@ -146,6 +141,10 @@ def start_execution(
         )
         add_history(execution, State.CREATED, execution.start_date)
         refusal = _admit(execution, spec)
+        if refusal is None and execution.state != State.QUEUED:
+            add_history(
+                execution, State.RUNNING, execution.start_date
+            )  # stored as it starts: no second write
         execution.save(force_insert=True)
         if refusal is not None:
             _refuse(execution, spec, *refusal)
@@ -153,6 +152,28 @@ def start_execution(
             _advance_locked(execution, spec, [], starting=True)  # a new execution has no task runs
             _schedule_sla(execution, spec)
     return execution
+
+
+def _revision_to_run(
+    tenant: str, namespace: str, flow_id: str, revision: int | None
+) -> tuple[int, int, bool]:
+    """(revision row id, revision number, flow disabled) of the revision to run, the flow's current
+    one by default. One indexed query, written in SQL: it runs for every execution started, and the
+    ORM spent longer compiling the join than PostgreSQL answering it (bench/)."""
+    flows, revisions = Flow._meta.db_table, FlowRevision._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT r.id, r.revision, f.disabled FROM {revisions} r JOIN {flows} f ON f.id = r.flow_id"
+            " WHERE f.tenant_id = %s AND f.namespace = %s AND f.flow_id = %s AND f.deleted = %s"
+            " AND r.revision = COALESCE(%s, f.revision)",
+            [tenant, namespace, flow_id, False, revision],
+        )
+        found = cursor.fetchone()
+    if found is not None:
+        return int(found[0]), int(found[1]), bool(found[2])
+    if Flow.objects.for_tenant(tenant).filter(namespace=namespace, flow_id=flow_id, deleted=False).exists():
+        raise FlowNotFound(f"flow `{namespace}.{flow_id}` has no revision {revision}")
+    raise FlowNotFound(f"flow `{namespace}.{flow_id}` not found")
 
 
 # States that hold one of a flow's concurrency slots: started and not yet ended.
@@ -580,7 +601,8 @@ def _finish(scope: ExecutionScope, state: State, now: Any, held_slot: bool | Non
         update_fields=["state", "histories", "end_date", "outputs", "labels", "variables", "paused_by_user"]
     )
     scope.writer.flush()
-    disarm(execution.id)
+    if execution.has_timers:
+        disarm(execution.id)
     if held_slot:
         _release_slot(execution, spec)
     if execution.parent_taskrun_id:

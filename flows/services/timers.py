@@ -26,7 +26,11 @@ armed = threading.Event()
 
 
 def arm(execution: Execution, kind: str, target: str, due_at: datetime) -> None:
-    """Make `kind` happen for `target` at `due_at` (re-arming moves the existing timer)."""
+    """Make `kind` happen for `target` at `due_at` (re-arming moves the existing timer). The caller
+    holds the execution's lock (or has just created it)."""
+    if not execution.has_timers:  # so that the end of an execution without timers deletes none
+        execution.has_timers = True
+        Execution.objects.filter(id=execution.id).update(has_timers=True)
     Timer.objects.update_or_create(
         execution=execution,
         kind=kind,

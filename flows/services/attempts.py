@@ -27,10 +27,12 @@ from flows.services.executions import (
     end_execution,
     execution_spec,
     load_rows,
+    lock_execution,
     to_view,
 )
 from flows.services.folders import attempt_folder, run_context
 from flows.services.killswitches import active_switch
+from flows.services.rows import save_fields, update_where
 from flows.services.runtime import LogWriter, TaskLogger
 from flows.services.timers import Kind, arm_in
 from flows.services.variables import iso, parse_iso
@@ -89,8 +91,12 @@ def _claim(
         return None  # IGNORE: the run stays SUBMITTED; the reaper sends it again once the switch ends
     now = timezone.now()
     until = now + lease()
-    claimed = TaskRun.objects.filter(id=row.id, attempt=row.attempt, state=State.SUBMITTED).update(
-        state=State.RUNNING, claimed_at=now, lease_until=until, claimed_by=request_id
+    claimed = update_where(
+        TaskRun,
+        {"state": State.RUNNING, "claimed_at": now, "lease_until": until, "claimed_by": request_id},
+        id=row.id,
+        attempt=row.attempt,
+        state=State.SUBMITTED,
     )
     if claimed == 0:
         return None
@@ -249,7 +255,7 @@ def record_attempt_result(
             )
             if execution_id is None:
                 return
-        execution = Execution.objects.select_for_update().filter(id=execution_id).first()
+        execution = lock_execution(execution_id)
         if execution is None:
             return  # deleted meanwhile (a purge, a test database emptied)
         light = load_rows(execution.id)
@@ -306,7 +312,7 @@ def record_attempt_result(
         row.lease_until = None
         if result is not None and result.outputs:
             row.outputs = scope.masker.mask_value(_json_safe(result.outputs))
-        row.save(update_fields=["state", "histories", "attempts", "outputs", "end_date", "lease_until"])
+        save_fields(row, ["state", "histories", "attempts", "outputs", "end_date", "lease_until"])
         if result is not None and result.labels:
             labels = {label["key"]: label["value"] for label in execution.labels}
             for key, value in result.labels:

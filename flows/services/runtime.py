@@ -17,6 +17,7 @@ from django.utils import timezone
 from flows.errors import ExpressionError, TaskFailed
 from flows.expressions import Renderer
 from flows.models import KVEntry, LogEntry
+from flows.services.rows import insert_rows
 from flows.storage import (
     SCHEME,
     execution_prefix,
@@ -131,8 +132,7 @@ class LogWriter:
         with self._lock:
             batch, self._buffer = self._buffer, []
             self._last_flush = time.monotonic()
-        if batch:
-            LogEntry.objects.bulk_create(batch)
+        insert_rows(batch)
 
 
 class TaskLogger:

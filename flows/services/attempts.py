@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from flows.engine.retry import final_state, next_attempt_delay, retry_policy
 from flows.engine.states import State
 from flows.errors import BatonError, TaskFailed
-from flows.models import Execution, KillSwitch, TaskRun
+from flows.models import Execution, KillSwitch, LogEntry, TaskRun
 from flows.services.executions import (
     ExecutionScope,
     RunRow,
@@ -32,7 +32,7 @@ from flows.services.executions import (
 )
 from flows.services.folders import attempt_folder, run_context
 from flows.services.killswitches import active_switch
-from flows.services.rows import save_fields, update_where
+from flows.services.rows import insert_rows, save_fields, update_where
 from flows.services.runtime import LogWriter, TaskLogger
 from flows.services.timers import Kind, arm_in
 from flows.services.variables import iso, parse_iso
@@ -247,82 +247,102 @@ def record_attempt_result(
     the execution's lock); `logs` are written in the same transaction; `continuation` may keep one
     of the runs this result makes ready (see `run_attempt`)."""
     with transaction.atomic():
-        if logs is not None:
-            logs.flush()  # an attempt's lines are kept whatever is decided below
-        if execution_id is None:
-            execution_id = (
-                TaskRun.objects.filter(id=taskrun_id).values_list("execution_id", flat=True).first()
-            )
-            if execution_id is None:
-                return
-        execution = lock_execution(execution_id)
-        if execution is None:
-            return  # deleted meanwhile (a purge, a test database emptied)
-        light = load_rows(execution.id)
-        current = next((item for item in light if item.id == taskrun_id), None)
-        if current is None or current.state != State.RUNNING or current.attempt != attempt:
-            return
-        if execution.is_terminal:
-            return
-        if row is None:
-            row = TaskRun.objects.get(id=taskrun_id)
-        rows = [row if item.id == taskrun_id else item for item in light]
-        killing = execution.state == State.KILLING
-        spec = execution_spec(execution)
-        scope = ExecutionScope(execution, spec, rows)
-        for value in secrets:
-            scope.masker.add(value)
-        task = scope.spec_task(row.task_id)
-        assert task is not None
-        now = timezone.now()
-        if result is not None and result.resume_after is not None and state != State.FAILED and not killing:
-            _sleep(scope, row, result, now)
-            return
-        started = row.claimed_at or now
-        close_attempt(
-            row,
-            state,
-            now,
-            **({"metrics": scope.masker.mask_value(_json_safe({"m": metrics})["m"])} if metrics else {}),
+        # The attempt's log lines are stored whatever is decided; with its result when there is one
+        # (one round trip), else on their own.
+        pending = logs.take() if logs is not None else []
+        _record(
+            taskrun_id, attempt, state, result, secrets, execution_id, metrics, row, continuation, pending
         )
-        if not row.histories or row.histories[-1]["state"] != State.RUNNING:
-            row.histories = [*row.histories, {"state": "RUNNING", "date": iso(started)}]
-        if state == State.FAILED and not killing:
-            elapsed = now - parse_iso(row.attempts[0]["startDate"])
-            delay = next_attempt_delay(retry_policy(task, spec), len(row.attempts), elapsed)
-            if delay is not None:
-                add_history(row, State.RETRYING, now)
-                row.attempt = attempt + 1
-                row.lease_until = None
-                row.save(update_fields=["state", "histories", "attempts", "attempt", "lease_until"])
-                arm_in(execution, Kind.RETRY, row.id, delay)
-                before = execution.variables
-                scope.save_secrets()
-                if execution.variables != before:
-                    execution.save(update_fields=["variables"])
-                return
-        final = state
-        if final == State.SUCCESS and len(row.attempts) > 1:
-            retry = retry_policy(task, spec)
-            if retry is not None and retry.warning_on_retry:
-                final = State.WARNING
-        final = final_state(task, final)
-        add_history(row, final, now)
-        row.end_date = now
-        row.lease_until = None
-        if result is not None and result.outputs:
-            row.outputs = scope.masker.mask_value(_json_safe(result.outputs))
-        save_fields(row, ["state", "histories", "attempts", "outputs", "end_date", "lease_until"])
-        if result is not None and result.labels:
-            labels = {label["key"]: label["value"] for label in execution.labels}
-            for key, value in result.labels:
-                labels[key] = value
-            execution.labels = [{"key": key, "value": value} for key, value in labels.items()]
-            execution.save(update_fields=["labels"])
-        if result is not None and result.execution_state is not None and state not in (State.FAILED,):
-            end_execution(scope, State(result.execution_state))
+        insert_rows(pending)
+
+
+def _record(
+    taskrun_id: str,
+    attempt: int,
+    state: State,
+    result: TaskResult | None,
+    secrets: list[str],
+    execution_id: str | None,
+    metrics: list[dict[str, Any]] | None,
+    row: TaskRun | None,
+    continuation: Continuation | None,
+    pending: list[LogEntry],
+) -> None:
+    if execution_id is None:
+        execution_id = TaskRun.objects.filter(id=taskrun_id).values_list("execution_id", flat=True).first()
+        if execution_id is None:
             return
-        _advance_locked(execution, spec, rows, continuation=continuation)
+    execution = lock_execution(execution_id)
+    if execution is None:
+        return  # deleted meanwhile (a purge, a test database emptied)
+    light = load_rows(execution.id)
+    current = next((item for item in light if item.id == taskrun_id), None)
+    if current is None or current.state != State.RUNNING or current.attempt != attempt:
+        return
+    if execution.is_terminal:
+        return
+    if row is None:
+        row = TaskRun.objects.get(id=taskrun_id)
+    rows = [row if item.id == taskrun_id else item for item in light]
+    killing = execution.state == State.KILLING
+    spec = execution_spec(execution)
+    scope = ExecutionScope(execution, spec, rows)
+    for value in secrets:
+        scope.masker.add(value)
+    task = scope.spec_task(row.task_id)
+    assert task is not None
+    now = timezone.now()
+    if result is not None and result.resume_after is not None and state != State.FAILED and not killing:
+        _sleep(scope, row, result, now)
+        return
+    started = row.claimed_at or now
+    close_attempt(
+        row,
+        state,
+        now,
+        **({"metrics": scope.masker.mask_value(_json_safe({"m": metrics})["m"])} if metrics else {}),
+    )
+    if not row.histories or row.histories[-1]["state"] != State.RUNNING:
+        row.histories = [*row.histories, {"state": "RUNNING", "date": iso(started)}]
+    if state == State.FAILED and not killing:
+        elapsed = now - parse_iso(row.attempts[0]["startDate"])
+        delay = next_attempt_delay(retry_policy(task, spec), len(row.attempts), elapsed)
+        if delay is not None:
+            add_history(row, State.RETRYING, now)
+            row.attempt = attempt + 1
+            row.lease_until = None
+            row.save(update_fields=["state", "histories", "attempts", "attempt", "lease_until"])
+            arm_in(execution, Kind.RETRY, row.id, delay)
+            before = execution.variables
+            scope.save_secrets()
+            if execution.variables != before:
+                execution.save(update_fields=["variables"])
+            return
+    final = state
+    if final == State.SUCCESS and len(row.attempts) > 1:
+        retry = retry_policy(task, spec)
+        if retry is not None and retry.warning_on_retry:
+            final = State.WARNING
+    final = final_state(task, final)
+    add_history(row, final, now)
+    row.end_date = now
+    row.lease_until = None
+    if result is not None and result.outputs:
+        row.outputs = scope.masker.mask_value(_json_safe(result.outputs))
+    save_fields(
+        row, ["state", "histories", "attempts", "outputs", "end_date", "lease_until"], then_insert=pending
+    )
+    pending.clear()
+    if result is not None and result.labels:
+        labels = {label["key"]: label["value"] for label in execution.labels}
+        for key, value in result.labels:
+            labels[key] = value
+        execution.labels = [{"key": key, "value": value} for key, value in labels.items()]
+        execution.save(update_fields=["labels"])
+    if result is not None and result.execution_state is not None and state not in (State.FAILED,):
+        end_execution(scope, State(result.execution_state))
+        return
+    _advance_locked(execution, spec, rows, continuation=continuation)
 
 
 def _json_safe(outputs: dict[str, Any]) -> dict[str, Any]:

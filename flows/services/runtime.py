@@ -129,10 +129,14 @@ class LogWriter:
             self.flush()
 
     def flush(self) -> None:
+        insert_rows(self.take())
+
+    def take(self) -> list[LogEntry]:
+        """The lines not written yet, for the caller to write (it then owns them)."""
         with self._lock:
             batch, self._buffer = self._buffer, []
             self._last_flush = time.monotonic()
-        insert_rows(batch)
+        return batch
 
 
 class TaskLogger:

@@ -27,7 +27,7 @@ from flows.services.executions import (
     end_execution,
     execution_spec,
     load_rows,
-    lock_execution,
+    lock_execution_with_rows,
     to_view,
 )
 from flows.services.folders import attempt_folder, run_context
@@ -272,10 +272,9 @@ def _record(
         execution_id = TaskRun.objects.filter(id=taskrun_id).values_list("execution_id", flat=True).first()
         if execution_id is None:
             return
-    execution = lock_execution(execution_id)
+    execution, light = lock_execution_with_rows(execution_id)
     if execution is None:
         return  # deleted meanwhile (a purge, a test database emptied)
-    light = load_rows(execution.id)
     current = next((item for item in light if item.id == taskrun_id), None)
     if current is None or current.state != State.RUNNING or current.attempt != attempt:
         return

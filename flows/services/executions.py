@@ -29,7 +29,7 @@ from flows.expressions import is_truthy
 from flows.models import Execution, Flow, FlowRevision, KillSwitch, TaskRun, new_id
 from flows.services.flows import parse_flow, spec_of_revision
 from flows.services.folders import WORKING_DIRECTORY, close_working_directory
-from flows.services.rows import insert_rows, quote
+from flows.services.rows import insert_rows, one_round_trip, quote
 from flows.services.runtime import ExpressionServicesImpl, LogWriter, Masker, TaskLogger, renderer
 from flows.services.timers import Kind, arm_in, disarm
 from flows.services.variables import execution_variables, iso, parse_iso, taskrun_variables
@@ -316,19 +316,61 @@ _JSON_COLUMNS = [_LIGHT_FIELDS.index("outputs"), _LIGHT_FIELDS.index("memo")]
 _START_DATE = _LIGHT_FIELDS.index("start_date")
 
 
+_EXECUTION_FIELDS = Execution._meta.concrete_fields
+_LOCK_SQL = "SELECT {columns} FROM {table} WHERE {pk} = %s{lock}".format(
+    columns=", ".join(quote(field.column) for field in _EXECUTION_FIELDS),
+    table=quote(Execution._meta.db_table),
+    pk=quote(Execution._meta.pk.column),
+    lock=" FOR UPDATE" if connection.features.has_select_for_update else "",
+)
+
+
 def lock_execution(execution_id: str) -> Execution | None:
     """The execution's row, locked until the end of the transaction (`select_for_update`). Once per
     task run, so written in SQL: the ORM took longer to build this query than to run it."""
-    sql = f"SELECT * FROM {quote(Execution._meta.db_table)} WHERE {quote(Execution._meta.pk.column)} = %s"
-    if connection.features.has_select_for_update:
-        sql += " FOR UPDATE"
-    return next(iter(Execution.objects.raw(sql, [execution_id])), None)
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_SQL, [execution_id])
+        found = cursor.fetchone()
+    return _execution_of(found) if found is not None else None
+
+
+def lock_execution_with_rows(execution_id: str) -> tuple[Execution | None, list[RunRow]]:
+    """`lock_execution` and `load_rows`, in one round trip on PostgreSQL."""
+    if not one_round_trip():
+        execution = lock_execution(execution_id)
+        return execution, load_rows(execution_id) if execution is not None else []
+    with connection.cursor() as cursor:
+        cursor.execute(f"{_LOCK_SQL}; {_LIGHT_SQL}", [execution_id, execution_id])
+        found = cursor.fetchone()
+        cursor.nextset()
+        light = cursor.fetchall()
+    if found is None:
+        return None, []
+    return _execution_of(found), _run_rows(light)
+
+
+def _execution_of(values: tuple[Any, ...]) -> Execution:
+    """An Execution from its columns in model order, converted as the ORM converts them."""
+    table = Execution._meta.db_table
+    converted = []
+    for field, value in zip(_EXECUTION_FIELDS, values, strict=True):
+        expression = field.get_col(table)
+        for converter in [
+            *connection.ops.get_db_converters(expression),
+            *field.get_db_converters(connection),
+        ]:
+            value = converter(value, expression, connection)
+        converted.append(value)
+    return Execution.from_db(connection.alias, [field.attname for field in _EXECUTION_FIELDS], converted)
 
 
 def load_rows(execution_id: str) -> list[RunRow]:
     with connection.cursor() as cursor:
         cursor.execute(_LIGHT_SQL, [execution_id])
-        found = cursor.fetchall()
+        return _run_rows(cursor.fetchall())
+
+
+def _run_rows(found: list[tuple[Any, ...]]) -> list[RunRow]:
     rows = []
     for values in found:
         values = list(values)

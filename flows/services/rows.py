@@ -78,7 +78,7 @@ def _inserts(rows: Sequence[models.Model]) -> list[Statement]:
 
 def _run(statements: list[Statement]) -> None:
     with connection.cursor() as cursor:
-        if len(statements) > 1 and _one_round_trip():
+        if len(statements) > 1 and one_round_trip():
             cursor.execute(
                 "; ".join(sql for sql, _ in statements), [p for _, params in statements for p in params]
             )
@@ -87,7 +87,7 @@ def _run(statements: list[Statement]) -> None:
             cursor.execute(sql, params)
 
 
-def _one_round_trip() -> bool:
+def one_round_trip() -> bool:
     """Client-side binding sends `a; b` as one simple query (psycopg's ClientCursor, Django's default)."""
     return connection.vendor == "postgresql" and not connection.settings_dict["OPTIONS"].get(
         "server_side_binding"

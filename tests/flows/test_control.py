@@ -247,7 +247,7 @@ def _max_overlap(intervals: list[tuple[str, str]]) -> int:
 def test_concurrency_queue_never_runs_more_than_the_limit_and_starts_queued_in_order(
     start_flow: StartFlow, worker: str
 ) -> None:
-    # given: 12 executions created at once, limit 2 (50 in the production fault suite)
+    # given: 50 executions created at once from 4 threads, limit 2
     from concurrent.futures import ThreadPoolExecutor
 
     from django.db import connection
@@ -263,7 +263,7 @@ id: limited
 namespace: test.control
 concurrency: {limit: 2, behavior: QUEUE}
 tasks:
-  - {id: work, type: io.kestra.plugin.scripts.shell.Commands, commands: ["sleep 0.2"]}
+  - {id: work, type: io.kestra.plugin.scripts.shell.Commands, commands: ["sleep 0.1"]}
 """,
     )
 
@@ -275,7 +275,7 @@ tasks:
 
     # when
     with ThreadPoolExecutor(4) as pool:
-        ids = list(pool.map(start, range(12)))
+        ids = list(pool.map(start, range(50)))
     # then
     runs = [finished(execution_id, timeout=120) for execution_id in ids]
     assert {run.state for run in runs} == {"SUCCESS"}
@@ -295,7 +295,7 @@ tasks:
         for run in queued_runs
     ]
     assert started_order == sorted(started_order)
-    assert Execution.objects.filter(id__in=ids).count() == 12
+    assert Execution.objects.filter(id__in=ids).count() == 50
 
 
 @pytest.mark.parametrize("behavior, state", [("CANCEL", "CANCELLED"), ("FAIL", "FAILED")])

@@ -76,6 +76,57 @@ def test_kill_a_paused_execution_and_killing_twice_changes_nothing(start_flow: S
     assert not Timer.objects.filter(execution_id=execution_id).exists()
 
 
+def test_kill_during_a_retry_back_off_ends_killed_and_disarms_the_retry(start_flow: StartFlow) -> None:
+    # given: the first attempt failed; the second waits for its back-off
+    from flows.models import Timer
+    from flows.services.control import kill_execution
+
+    execution_id = start_flow("""
+        id: backing-off
+        namespace: test.control
+        tasks:
+          - id: flaky
+            type: io.kestra.plugin.core.execution.Fail
+            retry: {type: constant, interval: PT1M, maxAttempts: 3}
+    """)
+    wait_taskrun(execution_id, "flaky", "RETRYING")
+    # when
+    kill_execution(execution_id)
+    # then
+    done = finished(execution_id)
+    assert done.state == "KILLED"
+    assert done.states() == {"flaky": "KILLED"}
+    assert len(done.run("flaky")["attempts"]) == 1
+    assert not Timer.objects.filter(execution_id=execution_id).exists()
+
+
+def test_kill_a_queued_execution_ends_it_without_running_anything(
+    start_flow: StartFlow, tmp_path: Path
+) -> None:
+    # given: one execution holds the only slot, a second waits QUEUED
+    from flows.services.control import kill_execution
+
+    gate = tmp_path / "gate"
+    source = f"""
+        id: one-at-a-time
+        namespace: test.control
+        concurrency: {{limit: 1, behavior: QUEUE}}
+        tasks:{gate_task("wait", gate)}
+    """
+    first = start_flow(source)
+    wait_taskrun(first, "wait", "RUNNING")
+    queued = start_flow(source)
+    wait_execution(queued, "QUEUED")
+    # when
+    kill_execution(queued)
+    gate.touch()
+    # then
+    killed = finished(queued)
+    assert killed.state == "KILLED"
+    assert killed.data["taskRunList"] == []
+    assert finished(first).state == "SUCCESS"
+
+
 def test_kill_reaches_subflow_executions(start_flow: StartFlow, tmp_path: Path) -> None:
     # given: a parent waiting on a child that waits on a gate
     from flows import services

@@ -27,6 +27,7 @@ from flows.services.executions import (
     end_execution,
     execution_spec,
     load_rows,
+    lock_execution,
     lock_execution_with_rows,
     to_view,
 )
@@ -89,19 +90,21 @@ def _claim(
 
             send_advance(execution.id)  # the executor applies KILL or CANCEL
         return None  # IGNORE: the run stays SUBMITTED; the reaper sends it again once the switch ends
-    now = timezone.now()
-    until = now + lease()
-    claimed = update_where(
-        TaskRun,
-        {"state": State.RUNNING, "claimed_at": now, "lease_until": until, "claimed_by": request_id},
-        id=row.id,
-        attempt=row.attempt,
-        state=State.SUBMITTED,
-    )
-    if claimed == 0:
+    claim = _claim_fields(timezone.now(), request_id)
+    if not update_where(TaskRun, claim, id=row.id, attempt=row.attempt, state=State.SUBMITTED):
         return None
-    row.state, row.claimed_at, row.lease_until, row.claimed_by = State.RUNNING, now, until, request_id
+    _set(row, claim)
     return execution, row, rows
+
+
+def _claim_fields(now: datetime, request_id: str) -> dict[str, Any]:
+    """A run claimed by the worker processing message `request_id`, leased from `now`."""
+    return {"state": State.RUNNING, "claimed_at": now, "lease_until": now + lease(), "claimed_by": request_id}
+
+
+def _set(row: TaskRun, fields: dict[str, Any]) -> None:
+    for name, value in fields.items():
+        setattr(row, name, value)
 
 
 class Continuation:
@@ -122,8 +125,7 @@ class Continuation:
 
         if self.run is not None or worker_queue(row.worker_group) != worker_queue(self.worker_group):
             return False
-        row.state, row.claimed_at, row.lease_until = State.RUNNING, now, now + lease()
-        row.claimed_by = self.request_id
+        _set(row, _claim_fields(now, self.request_id))
         self.run, self.scope = row, scope
         return True
 
@@ -243,7 +245,8 @@ def record_attempt_result(
 ) -> None:
     """Store an attempt's outcome, retry or close the task run, then advance the execution.
 
-    `row` is the run as the worker claimed it (its state and attempt are checked again here, under
+    `result.outputs` are as the worker stores them (`_stored_outputs`: masked, large values as
+    files). `row` is the run as the worker claimed it (its state and attempt are checked again here, under
     the execution's lock); `logs` are written in the same transaction; `continuation` may keep one
     of the runs this result makes ready (see `run_attempt`)."""
     with transaction.atomic():
@@ -327,7 +330,7 @@ def _record(
     row.end_date = now
     row.lease_until = None
     if result is not None and result.outputs:
-        row.outputs = scope.masker.mask_value(_json_safe(result.outputs))
+        row.outputs = result.outputs  # already masked and stored by the worker (`_stored_outputs`)
     save_fields(
         row, ["state", "histories", "attempts", "outputs", "end_date", "lease_until"], then_insert=pending
     )
@@ -372,7 +375,7 @@ def _sleep(scope: ExecutionScope, row: TaskRun, result: TaskResult, now: Any) ->
     if not row.histories or row.histories[-1]["state"] != State.RUNNING:
         row.histories = [*row.histories, {"state": "RUNNING", "date": iso(row.claimed_at or now)}]
     if result.outputs:
-        row.outputs = scope.masker.mask_value(_json_safe(result.outputs))
+        row.outputs = result.outputs
     row.save(update_fields=["lease_until", "memo", "outputs", "histories"])
     arm_in(scope.execution, Kind.WAKE, row.id, result.resume_after or 0.0)
     scope.writer.flush()
@@ -381,7 +384,7 @@ def _sleep(scope: ExecutionScope, row: TaskRun, result: TaskResult, now: Any) ->
 def wake_run(execution_id: str, taskrun_id: str) -> None:
     """A task's wait is over: close its attempt in the state it asked for, and go on."""
     with transaction.atomic():
-        execution = Execution.objects.select_for_update().filter(id=execution_id).first()
+        execution = lock_execution(execution_id)
         row = TaskRun.objects.filter(id=taskrun_id, state=State.RUNNING).first()
         if execution is None or execution.is_terminal or row is None or "wakeState" not in row.memo:
             return

@@ -164,7 +164,7 @@ def _revision_to_run(
     """(revision row id, revision number, flow disabled) of the revision to run, the flow's current
     one by default. One indexed query, written in SQL: it runs for every execution started, and the
     ORM spent longer compiling the join than PostgreSQL answering it (bench/)."""
-    flows, revisions = Flow._meta.db_table, FlowRevision._meta.db_table
+    flows, revisions = quote(Flow._meta.db_table), quote(FlowRevision._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT r.id, r.revision, f.disabled FROM {revisions} r JOIN {flows} f ON f.id = r.flow_id"
@@ -270,10 +270,10 @@ def execution_spec(execution: Execution) -> FlowSpec:
 def advance_execution(execution_id: str) -> None:
     """Decide and apply what comes next in an execution (safe to call any number of times)."""
     with transaction.atomic():
-        execution = lock_execution(execution_id)
+        execution, rows = lock_execution_with_rows(execution_id)
         if execution is None or execution.is_terminal:
             return
-        _advance_locked(execution, execution_spec(execution))
+        _advance_locked(execution, execution_spec(execution), rows)
 
 
 _LIGHT_FIELDS = (

@@ -59,6 +59,18 @@ tasks:{_SLEEPS}
 """
 
 
+def _gated_flow(flow_id: str, gate: Path) -> str:
+    """A task held until `gate` exists (`wait`), then a log line (`after`)."""
+    return f"""
+        id: {flow_id}
+        namespace: test.faults
+        tasks:{gate_task("wait", gate)}
+          - id: after
+            type: io.kestra.plugin.core.log.Log
+            message: after the gate
+    """
+
+
 def _process_stat(pid: int) -> tuple[int, int]:
     """(parent pid, process group) of a live process, from /proc (psutil is not a dependency)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
@@ -136,14 +148,7 @@ def test_task_of_a_killed_worker_gets_a_second_attempt_on_the_other_worker(
 ) -> None:
     # given: a task held by a gate, on one of the two workers
     gate = tmp_path / "gate"
-    execution_id = start_flow(f"""
-        id: killed
-        namespace: test.faults
-        tasks:{gate_task("wait", gate)}
-          - id: after
-            type: io.kestra.plugin.core.log.Log
-            message: after the gate
-    """)
+    execution_id = start_flow(_gated_flow("killed", gate))
     wait_taskrun(execution_id, "wait", "RUNNING")
     shell = _shell_pid(gate, "wait")
     victim = _worker_running(shell, worker_pool.processes)
@@ -283,14 +288,7 @@ def test_a_worker_running_a_task_reconnects_after_a_redis_restart(
 ) -> None:
     # given: a task in progress on one worker (its message is not acknowledged yet: acks_late)
     gate = tmp_path / "gate"
-    execution_id = start_flow(f"""
-        id: gated
-        namespace: test.faults
-        tasks:{gate_task("wait", gate)}
-          - id: after
-            type: io.kestra.plugin.core.log.Log
-            message: after the gate
-    """)
+    execution_id = start_flow(_gated_flow("gated", gate))
     wait_taskrun(execution_id, "wait", "RUNNING")
     running = _worker_running(_shell_pid(gate, "wait"), worker_pool.processes)
     # when

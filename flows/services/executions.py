@@ -270,10 +270,10 @@ def execution_spec(execution: Execution) -> FlowSpec:
 def advance_execution(execution_id: str) -> None:
     """Decide and apply what comes next in an execution (safe to call any number of times)."""
     with transaction.atomic():
-        execution, rows = lock_execution_with_rows(execution_id)
+        execution = lock_execution(execution_id)
         if execution is None or execution.is_terminal:
             return
-        _advance_locked(execution, execution_spec(execution), rows)
+        _advance_locked(execution, execution_spec(execution))
 
 
 _LIGHT_FIELDS = (

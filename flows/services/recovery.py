@@ -28,7 +28,7 @@ from flows.services.executions import (
     add_history,
     close_attempt,
     execution_spec,
-    lock_execution_with_rows,
+    load_rows,
 )
 
 logger = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def _worker_lost(execution_id: str, taskrun_id: str, attempt: int) -> None:
     from flows.tasks import send_run_task
 
     with transaction.atomic():
-        execution, light = lock_execution_with_rows(execution_id)
+        execution = Execution.objects.select_for_update().filter(id=execution_id).first()
         now = timezone.now()
         row = TaskRun.objects.filter(
             id=taskrun_id, state=State.RUNNING, attempt=attempt, lease_until__lt=now
@@ -145,7 +145,9 @@ def _worker_lost(execution_id: str, taskrun_id: str, attempt: int) -> None:
         row.memo = {**row.memo, "workerLosses": losses}
         row.lease_until = None
         spec = execution_spec(execution)
-        scope = ExecutionScope(execution, spec, [row if item.id == row.id else item for item in light])
+        scope = ExecutionScope(
+            execution, spec, [row if item.id == row.id else item for item in load_rows(execution_id)]
+        )
         stopping = execution.is_terminal or execution.state == State.KILLING
         if stopping or losses >= settings.BATON_MAX_WORKER_LOSSES:
             task = scope.spec_task(row.task_id)

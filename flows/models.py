@@ -302,3 +302,44 @@ class KillSwitchAudit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.switch_id} by {self.user or '-'}"
+
+
+class Role(models.TextChoices):
+    """What a user may do in a tenant (the API's permissions)."""
+
+    ADMIN = "ADMIN", "Admin: everything in the tenant, users and invitations included"
+    EDITOR = "EDITOR", "Editor: read and write flows, executions, files, KV and secrets"
+    VIEWER = "VIEWER", "Viewer: read only"
+    RESTRICTED = "RESTRICTED", "Restricted: editor, only in the chosen namespaces and their children"
+
+
+class Membership(models.Model):
+    """A user's role in a tenant. Superusers are admins of every tenant without one."""
+
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="memberships")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    namespaces = models.JSONField(default=list, blank=True)  # RESTRICTED: the namespaces it may touch
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="membership_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.role} in {self.tenant_id}"
+
+
+class ApiToken(models.Model):
+    """A bearer token of a user. Only a hash of its secret part is stored; it is shown once."""
+
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=200)
+    key = models.CharField(max_length=16, unique=True)  # the public part, to find the row
+    secret_hash = models.CharField(max_length=64)  # sha256 of the secret part (a 256-bit random)
+    created = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.user})"

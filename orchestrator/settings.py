@@ -27,6 +27,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "flows",
 ]
 
@@ -181,3 +184,39 @@ logging.getLogger(__name__).info(
     "sqlite (embedded)" if EMBEDDED_DATABASE else DATABASES["default"]["ENGINE"],
     "memory (in-process worker)" if EMBEDDED_BROKER else CELERY_BROKER_URL.split("@")[-1],
 )
+
+# REST API (shared API.md): Kestra's v1 paths and shapes. Users authenticate with HTTP Basic or an
+# API token (`Authorization: Bearer`); every answer is JSON, errors in Kestra's shape.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "flows.api.auth.TokenAuthentication",
+        "flows.api.auth.BasicAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "EXCEPTION_HANDLER": "flows.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Baton API",
+    "DESCRIPTION": "Kestra v1 compatible REST API of Baton.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",  # served from our static files, never a CDN
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+# Largest request body (uploads of FILE inputs and namespace files), in bytes.
+BATON_API_MAX_UPLOAD_BYTES = env_int("BATON_API_MAX_UPLOAD_BYTES", 100 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = BATON_API_MAX_UPLOAD_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads are spooled to a temporary file
+# How long `executions run --wait` / `?wait=true` may hold a request open (seconds).
+BATON_API_WAIT_SECONDS = env_float("BATON_API_WAIT_SECONDS", 600.0)
+# Execution search without a start date looks this many days back (a bounded, indexed scan).
+BATON_API_SEARCH_DAYS = env_int("BATON_API_SEARCH_DAYS", 30)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.modes", "tests.fixtures.executions"]
+pytest_plugins = ["tests.fixtures.modes", "tests.fixtures.executions", "tests.fixtures.api"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -16,6 +16,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
     settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
     settings.STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing folder
+    # Tests create many users: a fast hash for their passwords (production keeps Django's default).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)

@@ -368,3 +368,30 @@ def _copy_run(
         add_history(copy, State.RUNNING)
         copy.end_date = None
     return copy
+
+
+# ---------------------------------------------------------------------------------------------- delete
+
+
+def delete_execution(
+    execution_id: str, tenant: str, delete_logs: bool = True, delete_storage: bool = True
+) -> None:
+    """Delete a finished execution (softly: the row stays, marked deleted), with its logs and its
+    files in internal storage on request. Raises ControlError for one that has not ended."""
+    from flows.models import LogEntry
+    from flows.storage import execution_prefix, storage_for
+
+    with transaction.atomic():
+        execution = _lock(execution_id, tenant)
+        if not execution.is_terminal:
+            raise ControlError(
+                f"execution `{execution_id}` is {execution.state}: kill it or wait until it ends"
+            )
+        if delete_logs:
+            LogEntry.objects.filter(execution_id=execution.id).delete()
+        Execution.objects.filter(pk=execution.pk).update(deleted=True)
+    if delete_storage:
+        storage = storage_for(tenant, execution.namespace)
+        prefix = execution_prefix(execution.namespace, execution.flow_id, execution.id)
+        for uri in storage.list(tenant, prefix):
+            storage.delete(tenant, uri)

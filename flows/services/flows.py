@@ -61,6 +61,14 @@ def save_flow_revision(tenant: str, source: str) -> Flow:
     return flow
 
 
+@transaction.atomic
+def delete_flow(flow: Flow) -> None:
+    """Delete a flow, softly: its revisions stay (its executions point at them) and saving it again
+    brings it back as a new revision."""
+    Flow.objects.filter(pk=flow.pk).update(deleted=True, updated=timezone.now())
+    flow.deleted = True
+
+
 @functools.lru_cache(maxsize=512)
 def _spec_of_source(source: str) -> FlowSpec:
     return parse_flow(source)

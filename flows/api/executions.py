@@ -1,0 +1,270 @@
+"""/api/v1/{tenant}/executions: start, look at and act on executions."""
+
+from __future__ import annotations
+
+import mimetypes
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+from django.http import FileResponse
+from django.utils import timezone
+from rest_framework import exceptions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from flows.api.base import (
+    TenantView,
+    paged,
+    query_bool,
+    query_datetime,
+    query_int,
+    query_labels,
+    query_sort,
+    with_label,
+)
+from flows.api.errors import ApiError
+from flows.engine.states import TERMINAL_STATES, State
+from flows.models import Execution
+from flows.serializers import execution_dict
+from flows.services import control
+from flows.services.executions import resume_execution, start_execution
+from flows.services.waiting import waiting_reasons
+from flows.storage import execution_prefix, storage_for_uri
+from flows.storage.base import StorageError, key_of
+
+_PUBLIC_STATES = {state.value for state in State} - {State.SUBMITTED.value}
+
+
+def inputs_of(request: Request, folder: Path) -> dict[str, Any]:
+    """Multipart (or form) fields as inputs; file parts are written to `folder` under their own
+    name and passed as `@path`, which the input parser stores as the execution's file."""
+    inputs: dict[str, Any] = {}
+    for key in request.data:
+        if key in request.FILES:
+            continue
+        values = request.data.getlist(key) if hasattr(request.data, "getlist") else [request.data[key]]
+        inputs[key] = values if len(values) > 1 else values[0]
+    for key, upload in request.FILES.items():
+        name = PurePosixPath(upload.name or key).name or key  # never a path from the client
+        target = folder / key
+        target.mkdir(parents=True, exist_ok=True)
+        with open(target / name, "wb") as out:
+            for chunk in upload.chunks():
+                out.write(chunk)
+        inputs[key] = f"@{target / name}"
+    return inputs
+
+
+class ExecutionView(TenantView):
+    def execution(self, execution_id: str, write: bool = False) -> Execution:
+        execution = Execution.objects.for_tenant(self.tenant).filter(id=execution_id, deleted=False).first()
+        if execution is None or not self.access.sees(execution.namespace):
+            raise exceptions.NotFound(f"execution `{execution_id}` not found")
+        if write:
+            self.check_namespace(execution.namespace, write=True)
+        return execution
+
+    def answer(self, execution_id: str) -> Response:
+        execution = Execution.objects.get(pk=execution_id)
+        return Response(execution_dict(execution))
+
+
+class ExecutionStart(ExecutionView):
+    def post(self, request: Request, tenant: str, namespace: str, flow_id: str) -> Response:
+        self.check_namespace(namespace, write=True)
+        revision = query_int(request, "revision", 0, minimum=0) or None
+        wait = query_bool(request, "wait")
+        labels = query_labels(request)
+        if request.query_params.get("scheduleDate"):
+            raise ApiError("scheduleDate is not supported yet (see the README's known differences)", 422)
+        with tempfile.TemporaryDirectory(prefix="baton-upload-") as folder:
+            execution = start_execution(
+                tenant=tenant,
+                namespace=namespace,
+                flow_id=flow_id,
+                inputs=inputs_of(request, Path(folder)),
+                labels=labels,
+                revision=revision,
+            )
+        if wait:
+            _wait_terminal(execution.id)
+        return self.answer(execution.id)
+
+
+def _wait_terminal(execution_id: str) -> None:
+    """Hold the request until the execution has ended (its outputs are committed), at most
+    BATON_API_WAIT_SECONDS; a short poll of one indexed row."""
+    deadline = time.monotonic() + settings.BATON_API_WAIT_SECONDS
+    pause = 0.005
+    terminal = [state.value for state in TERMINAL_STATES]
+    while not Execution.objects.filter(pk=execution_id, state__in=terminal).exists():
+        if time.monotonic() > deadline:
+            return  # answered as it is: the client sees the state it reached
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
+class ExecutionDetail(ExecutionView):
+    def get(self, request: Request, tenant: str, execution_id: str) -> Response:
+        execution = self.execution(execution_id)
+        body = execution_dict(execution)
+        reasons = waiting_reasons(execution)
+        if reasons:
+            body["waitingReasons"] = reasons
+        return Response(body)
+
+    def delete(self, request: Request, tenant: str, execution_id: str) -> Response:
+        self.execution(execution_id, write=True)
+        control.delete_execution(
+            execution_id,
+            tenant,
+            delete_logs=query_bool(request, "deleteLogs", True),
+            delete_storage=query_bool(request, "deleteStorage", True),
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ExecutionSearch(ExecutionView):
+    SORTS = {
+        "startDate": "start_date",
+        "state.startDate": "start_date",
+        "endDate": "end_date",
+        "state.endDate": "end_date",
+        "id": "id",
+        "namespace": "namespace",
+        "flowId": "flow_id",
+        "state.current": "state",
+    }
+
+    def get(self, request: Request, tenant: str) -> Response:
+        executions = (
+            Execution.objects.for_tenant(tenant).filter(deleted=False).filter(self.access.namespace_filter())
+        )
+        params = request.query_params
+        # Without a start date the search covers the last BATON_API_SEARCH_DAYS days: an indexed,
+        # bounded range rather than the whole history.
+        start = query_datetime(request, "startDate") or timezone.now() - timedelta(
+            days=settings.BATON_API_SEARCH_DAYS
+        )
+        executions = executions.filter(start_date__gte=start)
+        end = query_datetime(request, "endDate")
+        if end is not None:
+            executions = executions.filter(start_date__lte=end)
+        if params.get("namespace"):
+            namespace = params["namespace"]
+            executions = executions.filter(Q(namespace=namespace) | Q(namespace__startswith=f"{namespace}."))
+        if params.get("flowId"):
+            executions = executions.filter(flow_id=params["flowId"])
+        states = params.getlist("state")
+        unknown = sorted(set(states) - _PUBLIC_STATES)
+        if unknown:
+            raise ApiError(f"unknown state(s): {', '.join(unknown)}", path="state")
+        if states:
+            wanted = set(states) | ({State.SUBMITTED.value} if State.CREATED.value in states else set())
+            executions = executions.filter(state__in=sorted(wanted))
+        for key, value in query_labels(request):
+            executions = with_label(executions, "labels", key, value)
+        if params.get("q"):
+            text = params["q"]
+            executions = executions.filter(
+                Q(id=text) | Q(flow_id__icontains=text) | Q(namespace__icontains=text)
+            )
+        if params.get("parentId"):
+            executions = executions.filter(parent_id=params["parentId"])
+        ordering = query_sort(request, self.SORTS, ["-start_date", "-id"])
+        return paged(
+            request, executions.order_by(*ordering), lambda execution: execution_dict(execution, runs=[])
+        )
+
+
+class ExecutionKill(ExecutionView):
+    def delete(self, request: Request, tenant: str, execution_id: str) -> Response:
+        self.execution(execution_id, write=True)
+        control.kill_execution(
+            execution_id, tenant=tenant, reason=f"killed through the API by {request.user}"
+        )
+        return Response(status=status.HTTP_202_ACCEPTED)
+
+
+class ExecutionPause(ExecutionView):
+    def post(self, request: Request, tenant: str, execution_id: str) -> Response:
+        self.execution(execution_id, write=True)
+        control.pause_execution(execution_id, tenant=tenant)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ExecutionResume(ExecutionView):
+    def post(self, request: Request, tenant: str, execution_id: str) -> Response:
+        self.execution(execution_id, write=True)
+        with tempfile.TemporaryDirectory(prefix="baton-upload-") as folder:
+            resume_execution(execution_id, inputs=inputs_of(request, Path(folder)), tenant=tenant)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ExecutionRestart(ExecutionView):
+    def post(self, request: Request, tenant: str, execution_id: str) -> Response:
+        self.execution(execution_id, write=True)
+        control.restart_execution(execution_id, tenant=tenant)
+        return self.answer(execution_id)
+
+
+class ExecutionReplay(ExecutionView):
+    def post(self, request: Request, tenant: str, execution_id: str) -> Response:
+        self.execution(execution_id, write=True)
+        with tempfile.TemporaryDirectory(prefix="baton-upload-") as folder:
+            inputs = inputs_of(request, Path(folder)) or None
+            replayed = control.replay_execution(
+                execution_id,
+                taskrun_id=request.query_params.get("taskRunId") or None,
+                inputs=inputs,
+                tenant=tenant,
+            )
+        return self.answer(replayed.id)
+
+
+class ExecutionChangeStatus(ExecutionView):
+    """Set a task run's state (`taskRunId` and `status` or `state`, in the query or a JSON body)."""
+
+    def post(self, request: Request, tenant: str, execution_id: str) -> Response:
+        self.execution(execution_id, write=True)
+        data = {**(request.data if isinstance(request.data, dict) else {}), **request.query_params.dict()}
+        taskrun_id = data.get("taskRunId")
+        state = data.get("status") or data.get("state")
+        if not taskrun_id or not state:
+            raise ApiError("give `taskRunId` and `status` (SUCCESS, WARNING or FAILED)", path="taskRunId")
+        control.change_taskrun_state(execution_id, str(taskrun_id), str(state), tenant=tenant)
+        return self.answer(execution_id)
+
+
+class ExecutionFile(ExecutionView):
+    """Download a file of the execution (`?path=kestra:///...`): only files under its own prefix."""
+
+    def post(self, request: Request, tenant: str, execution_id: str) -> Response:
+        # POST /executions/{namespace}/file starts the flow named `file` (the path is shared).
+        return ExecutionStart.post(self, request, tenant, execution_id, "file")  # type: ignore[arg-type]
+
+    def get(self, request: Request, tenant: str, execution_id: str) -> FileResponse:
+        execution = self.execution(execution_id)
+        uri = request.query_params.get("path", "")
+        try:
+            key = key_of(uri)
+        except StorageError as error:
+            raise ApiError(
+                f"`path` must be a kestra:// URI of this execution: {error}", path="path"
+            ) from error
+        prefix = execution_prefix(execution.namespace, execution.flow_id, execution.id) + "/"
+        if not key.startswith(prefix):
+            raise exceptions.NotFound(f"no file `{uri}` in execution `{execution_id}`")
+        storage = storage_for_uri(tenant, uri)
+        if not storage.exists(tenant, uri):
+            raise exceptions.NotFound(f"no file `{uri}` in execution `{execution_id}`")
+        name = PurePosixPath(key).name
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return FileResponse(
+            storage.open(tenant, uri), as_attachment=True, filename=name, content_type=content_type
+        )

@@ -1,0 +1,85 @@
+"""/api/v1/{tenant}/logs: an execution's log entries, as JSON or plain text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from flows.api.base import paged, query_datetime, query_int
+from flows.api.errors import ApiError
+from flows.api.executions import ExecutionView
+from flows.models import LogEntry
+from flows.serializers import log_dict
+from flows.services.runtime import normalize_level
+
+LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+
+
+def _min_level(request: Request) -> list[str] | None:
+    raw = request.query_params.get("minLevel")
+    if not raw:
+        return None
+    level = normalize_level(raw)
+    if level not in LEVELS:
+        raise ApiError(f"`minLevel` must be one of {', '.join(LEVELS)}, got `{raw}`", path="minLevel")
+    return LEVELS[LEVELS.index(level) :]
+
+
+class ExecutionLogs(ExecutionView):
+    def entries(self, request: Request, execution_id: str) -> QuerySet[LogEntry]:
+        execution = self.execution(execution_id)
+        entries = LogEntry.objects.filter(execution_id=execution.id, tenant_id=self.tenant)
+        levels = _min_level(request)
+        if levels:
+            entries = entries.filter(level__in=levels)
+        params = request.query_params
+        if params.get("taskRunId"):
+            entries = entries.filter(taskrun_id=params["taskRunId"])
+        if params.get("taskId"):
+            entries = entries.filter(task_id=params["taskId"])
+        if params.get("attempt"):
+            entries = entries.filter(attempt_number=query_int(request, "attempt", 0, minimum=0))
+        return entries.order_by("id")
+
+    def get(self, request: Request, tenant: str, execution_id: str) -> Response:
+        return Response([log_dict(entry) for entry in self.entries(request, execution_id)])
+
+
+class ExecutionLogsDownload(ExecutionLogs):
+    def get(self, request: Request, tenant: str, execution_id: str) -> StreamingHttpResponse:  # type: ignore[override]
+        entries = self.entries(request, execution_id)
+
+        def lines() -> Iterator[str]:
+            for entry in entries.iterator(chunk_size=1000):
+                where = f" {entry.task_id}" if entry.task_id else ""
+                yield f"{entry.timestamp.isoformat()} {entry.level}{where} {entry.message}\n"
+
+        response = StreamingHttpResponse(lines(), content_type="text/plain; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{execution_id}.log"'
+        return response
+
+
+class LogSearch(ExecutionView):
+    def get(self, request: Request, tenant: str) -> Response:
+        entries = LogEntry.objects.filter(tenant_id=tenant).filter(self.access.namespace_filter())
+        params = request.query_params
+        if params.get("namespace"):
+            entries = entries.filter(namespace__startswith=params["namespace"])
+        if params.get("flowId"):
+            entries = entries.filter(flow_id=params["flowId"])
+        levels = _min_level(request)
+        if levels:
+            entries = entries.filter(level__in=levels)
+        start = query_datetime(request, "startDate")
+        if start is not None:
+            entries = entries.filter(timestamp__gte=start)
+        end = query_datetime(request, "endDate")
+        if end is not None:
+            entries = entries.filter(timestamp__lte=end)
+        if params.get("q"):
+            entries = entries.filter(message__icontains=params["q"])
+        return paged(request, entries.order_by("-id"), log_dict)

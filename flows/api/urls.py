@@ -1,0 +1,40 @@
+"""Routes of the REST API (shared API.md). Literal segments come before `{namespace}` captures."""
+
+from __future__ import annotations
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from flows.api import executions, flows, logs
+
+T = "<str:tenant>"
+
+urlpatterns = [
+    path("schema", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # flows
+    path(f"{T}/flows", flows.FlowCreate.as_view()),
+    path(f"{T}/flows/search", flows.FlowSearch.as_view()),
+    path(f"{T}/flows/validate", flows.FlowValidate.as_view()),
+    path(f"{T}/flows/distinct-namespaces", flows.DistinctNamespaces.as_view()),
+    path(f"{T}/flows/<str:namespace>", flows.NamespaceFlows.as_view()),
+    path(f"{T}/flows/<str:namespace>/<str:flow_id>", flows.FlowDetail.as_view()),
+    path(f"{T}/flows/<str:namespace>/<str:flow_id>/revisions", flows.FlowRevisions.as_view()),
+    # executions
+    path(f"{T}/executions/search", executions.ExecutionSearch.as_view()),
+    path(f"{T}/executions/<str:execution_id>", executions.ExecutionDetail.as_view()),
+    path(f"{T}/executions/<str:execution_id>/file", executions.ExecutionFile.as_view()),
+    path(f"{T}/executions/<str:execution_id>/actions/kill", executions.ExecutionKill.as_view()),
+    path(f"{T}/executions/<str:execution_id>/actions/pause", executions.ExecutionPause.as_view()),
+    path(f"{T}/executions/<str:execution_id>/actions/resume", executions.ExecutionResume.as_view()),
+    path(f"{T}/executions/<str:execution_id>/actions/restart", executions.ExecutionRestart.as_view()),
+    path(f"{T}/executions/<str:execution_id>/actions/replay", executions.ExecutionReplay.as_view()),
+    path(
+        f"{T}/executions/<str:execution_id>/actions/change-status", executions.ExecutionChangeStatus.as_view()
+    ),
+    path(f"{T}/executions/<str:namespace>/<str:flow_id>", executions.ExecutionStart.as_view()),
+    # logs
+    path(f"{T}/logs/search", logs.LogSearch.as_view()),
+    path(f"{T}/logs/<str:execution_id>", logs.ExecutionLogs.as_view()),
+    path(f"{T}/logs/<str:execution_id>/download", logs.ExecutionLogsDownload.as_view()),
+]

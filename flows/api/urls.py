@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from flows.api import executions, flows, logs
+from flows.api import executions, flows, instance, logs, schema  # noqa: F401 (schema registers extensions)
 
 T = "<str:tenant>"
 
 urlpatterns = [
     path("schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # instance administration (before `{tenant}/...`: `tenants` is not a tenant)
+    path("tenants", instance.Tenants.as_view()),
+    path("tenants/search", instance.TenantSearch.as_view()),
+    path("tenants/<str:tenant_id>", instance.TenantDetail.as_view()),
     # flows
     path(f"{T}/flows", flows.FlowCreate.as_view()),
     path(f"{T}/flows/search", flows.FlowSearch.as_view()),
@@ -37,4 +41,6 @@ urlpatterns = [
     path(f"{T}/logs/search", logs.LogSearch.as_view()),
     path(f"{T}/logs/<str:execution_id>", logs.ExecutionLogs.as_view()),
     path(f"{T}/logs/<str:execution_id>/download", logs.ExecutionLogsDownload.as_view()),
+    # namespaces, namespace files, KV, secrets
+    path("", include("flows.api.namespaces")),
 ]

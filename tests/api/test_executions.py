@@ -1,0 +1,254 @@
+"""/api/v1/{tenant}/executions and /logs: start, wait, read, search and act on executions."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fixtures.api import Api, MakeApi
+from tests.fixtures.executions import finished, wait_execution
+from tests.fixtures.waiting import wait_until
+
+pytestmark = pytest.mark.usefixtures("worker", "transactional_db")
+
+GREET = """
+    id: greet
+    namespace: company.team
+    inputs:
+      - {id: name, type: STRING}
+      - {id: count, type: INT, defaults: 1}
+      - {id: doc, type: FILE, required: false}
+    outputs:
+      - {id: greeting, type: STRING, value: "{{ outputs.hello.value }}"}
+    tasks:
+      - id: hello
+        type: io.kestra.plugin.core.debug.Return
+        format: "hello {{ inputs.name }} x{{ inputs.count }}"
+      - id: log
+        type: io.kestra.plugin.core.log.Log
+        message: "{{ inputs.doc is defined and inputs.doc is not none ? read(inputs.doc) : 'no file' }}"
+"""
+
+
+def _executions(tenant: str = "main") -> list[str]:
+    from flows.models import Execution
+
+    return list(Execution.objects.filter(tenant_id=tenant).values_list("state", flat=True))
+
+
+def test_start_with_wait_answers_the_ended_execution_with_its_outputs(api: Api) -> None:
+    # given
+    api.post_yaml("flows", GREET)
+    # when
+    response = api.post(
+        "executions/company.team/greet?wait=true&labels=team:data", {"name": "ada", "count": "3"}
+    )
+    # then
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["state"]["current"] == "SUCCESS"
+    assert body["outputs"] == {"greeting": "hello ada x3"}
+    assert body["inputs"]["count"] == 3
+    assert {"key": "team", "value": "data"} in body["labels"]
+    assert [run["taskId"] for run in body["taskRunList"]] == ["hello", "log"]
+
+
+def test_a_file_part_becomes_a_file_input(api: Api, tmp_path: object) -> None:
+    # given
+    import io
+
+    api.post_yaml("flows", GREET)
+    upload = io.BytesIO(b"file content from the client")
+    upload.name = "../../etc/notes.txt"  # a client-chosen name never becomes a path
+    # when
+    response = api.post("executions/company.team/greet?wait=true", {"name": "ada", "doc": upload})
+    # then
+    body = response.json()
+    assert body["state"]["current"] == "SUCCESS"
+    assert body["inputs"]["doc"].startswith("kestra:///company/team/greet/executions/")
+    assert body["inputs"]["doc"].endswith("/notes.txt")
+    logs = api.get(f"logs/{body['id']}", taskId="log").json()
+    assert [entry["message"] for entry in logs] == ["file content from the client"]
+    download = api.client.get(api.url(f"executions/{body['id']}/file"), {"path": body["inputs"]["doc"]})
+    assert download.status_code == 200
+    assert b"".join(download.streaming_content) == b"file content from the client"
+
+
+def test_a_wrong_input_gets_422_and_starts_nothing(api: Api) -> None:
+    # given
+    api.post_yaml("flows", GREET)
+    # when
+    missing = api.post("executions/company.team/greet", {})
+    wrong = api.post("executions/company.team/greet", {"name": "ada", "count": "three"})
+    unknown = api.post("executions/company.team/nope", {"name": "ada"})
+    # then
+    assert missing.status_code == 422
+    assert "name" in missing.json()["message"]
+    assert wrong.status_code == 422
+    assert "count" in wrong.json()["message"]
+    assert unknown.status_code == 404
+    assert _executions() == []
+
+
+def test_expression_in_an_input_is_data_not_code(api: Api) -> None:
+    # given
+    api.post_yaml("flows", GREET)
+    # when
+    body = api.post("executions/company.team/greet?wait=true", {"name": "{{ 7 * 7 }}"}).json()
+    # then
+    assert body["outputs"] == {"greeting": "hello {{ 7 * 7 }} x1"}
+
+
+def test_get_search_and_logs(api: Api, api_other: Api) -> None:
+    # given: one execution in each tenant
+    api.post_yaml("flows", GREET)
+    api_other.post_yaml("flows", GREET)
+    mine = api.post("executions/company.team/greet?wait=true", {"name": "ada"}).json()
+    theirs = api_other.post("executions/company.team/greet?wait=true", {"name": "bob"}).json()
+    # when
+    got = api.get(f"executions/{mine['id']}")
+    search = api.get("executions/search", namespace="company", state="SUCCESS")
+    by_flow = api.get("executions/search", flowId="greet", labels="nope:x")
+    logs = api.get(f"logs/{mine['id']}", minLevel="INFO")
+    text = api.client.get(api.url(f"logs/{mine['id']}/download"))
+    # then
+    assert got.status_code == 200
+    assert got.json()["taskRunList"][0]["outputs"] == {"value": "hello ada x1"}
+    assert [row["id"] for row in search.json()["results"]] == [mine["id"]]
+    assert search.json()["total"] == 1
+    assert by_flow.json() == {"results": [], "total": 0}
+    assert [entry["message"] for entry in logs.json()] == ["no file"]
+    assert b"no file" in b"".join(text.streaming_content)
+    # and the other tenant's execution does not exist for `main`
+    assert api.get(f"executions/{theirs['id']}").status_code == 404
+    assert api.get(f"logs/{theirs['id']}").status_code == 404
+    assert api.client.get(f"/api/v1/other/executions/{theirs['id']}").status_code == 403
+
+
+def test_search_rejects_unknown_states_and_bad_dates(api: Api) -> None:
+    assert api.get("executions/search", state="DONE").status_code == 400
+    bad_date = api.get("executions/search", startDate="yesterday")
+    assert bad_date.status_code == 400
+    assert "startDate" in bad_date.json()["message"]
+
+
+SLOW = """
+    id: slow
+    namespace: company.team
+    tasks:
+      - id: wait
+        type: io.kestra.plugin.core.flow.Pause
+      - id: after
+        type: io.kestra.plugin.core.debug.Return
+        format: resumed
+"""
+
+
+def test_kill_a_paused_execution(api: Api) -> None:
+    # given
+    api.post_yaml("flows", SLOW)
+    execution_id = api.post("executions/company.team/slow").json()["id"]
+    wait_execution(execution_id, "PAUSED")
+    # when
+    response = api.delete(f"executions/{execution_id}/actions/kill")
+    # then
+    assert response.status_code == 202
+    assert finished(execution_id).state == "KILLED"
+
+
+def test_resume_a_paused_execution(api: Api) -> None:
+    # given
+    api.post_yaml("flows", SLOW)
+    execution_id = api.post("executions/company.team/slow").json()["id"]
+    wait_execution(execution_id, "PAUSED")
+    # when
+    response = api.post(f"executions/{execution_id}/actions/resume")
+    # then
+    assert response.status_code == 204
+    done = finished(execution_id)
+    assert done.state == "SUCCESS"
+    assert done.run("after")["outputs"] == {"value": "resumed"}
+
+
+FAILING = """
+    id: failing
+    namespace: company.team
+    tasks:
+      - {id: first, type: io.kestra.plugin.core.debug.Return, format: one}
+      - {id: boom, type: io.kestra.plugin.core.execution.Fail}
+"""
+
+
+def test_restart_replay_and_change_status(api: Api) -> None:
+    # given
+    api.post_yaml("flows", FAILING)
+    failed = api.post("executions/company.team/failing?wait=true").json()
+    assert failed["state"]["current"] == "FAILED"
+    boom = next(run for run in failed["taskRunList"] if run["taskId"] == "boom")
+    # when
+    replay = api.post(f"executions/{failed['id']}/actions/replay?taskRunId={boom['id']}")
+    changed = api.post(
+        f"executions/{failed['id']}/actions/change-status?taskRunId={boom['id']}&status=SUCCESS"
+    )
+    # then
+    assert replay.status_code == 200
+    assert replay.json()["originalId"] == failed["id"]
+    assert finished(replay.json()["id"]).state == "FAILED"
+    assert changed.status_code == 200
+    assert finished(failed["id"]).state == "SUCCESS"
+    # when: restart of a successful execution is refused, nothing changes
+    refused = api.post(f"executions/{failed['id']}/actions/restart")
+    assert refused.status_code == 409
+    assert finished(failed["id"]).state == "SUCCESS"
+
+
+def test_pause_by_hand_and_delete(api: Api) -> None:
+    # given
+    api.post_yaml("flows", SLOW)
+    execution_id = api.post("executions/company.team/slow").json()["id"]
+    wait_execution(execution_id, "PAUSED")
+    # when: a running (paused) execution cannot be deleted
+    refused = api.delete(f"executions/{execution_id}")
+    api.delete(f"executions/{execution_id}/actions/kill")
+    finished(execution_id)
+    deleted = api.delete(f"executions/{execution_id}")
+    # then
+    assert refused.status_code == 409
+    assert deleted.status_code == 204
+    assert api.get(f"executions/{execution_id}").status_code == 404
+    from flows.models import LogEntry
+
+    assert not LogEntry.objects.filter(execution_id=execution_id).exists()
+
+
+def test_a_file_outside_the_execution_is_not_served(api: Api) -> None:
+    # given
+    api.post_yaml("flows", GREET)
+    body = api.post("executions/company.team/greet?wait=true", {"name": "ada"}).json()
+    # when
+    other = api.client.get(
+        api.url(f"executions/{body['id']}/file"), {"path": "kestra:///company/team/_files/x"}
+    )
+    traversal = api.client.get(
+        api.url(f"executions/{body['id']}/file"),
+        {"path": f"kestra:///company/team/greet/executions/{body['id']}/../../../../secret"},
+    )
+    # then
+    assert other.status_code == 404
+    assert traversal.status_code in (400, 404)
+
+
+def test_viewer_cannot_start_or_kill(api: Api, make_api: MakeApi) -> None:
+    api.post_yaml("flows", GREET)
+    viewer = make_api("VIEWER")
+    assert viewer.post("executions/company.team/greet", {"name": "x"}).status_code == 403
+    assert _executions() == []
+
+
+def test_wait_returns_only_once_the_outputs_are_committed(api: Api) -> None:
+    # given
+    api.post_yaml("flows", GREET)
+    # when: many waits in a row (a race between the answer and the commit would show as missing outputs)
+    bodies = [api.post("executions/company.team/greet?wait=true", {"name": str(n)}).json() for n in range(5)]
+    # then
+    assert [body["outputs"]["greeting"] for body in bodies] == [f"hello {n} x1" for n in range(5)]
+    wait_until(lambda: len(_executions()) == 5)

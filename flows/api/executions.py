@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import mimetypes
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
-from django.http import FileResponse
+from django.http import FileResponse, StreamingHttpResponse
 from django.utils import timezone
 from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from flows.api.base import (
+    YAML_PARSERS,
     TenantView,
     paged,
     query_bool,
@@ -29,6 +32,7 @@ from flows.api.base import (
 )
 from flows.api.errors import ApiError
 from flows.engine.states import TERMINAL_STATES, State
+from flows.errors import ExpressionError
 from flows.models import Execution
 from flows.serializers import execution_dict
 from flows.services import control
@@ -268,3 +272,61 @@ class ExecutionFile(ExecutionView):
         return FileResponse(
             storage.open(tenant, uri), as_attachment=True, filename=name, content_type=content_type
         )
+
+
+class ExecutionEval(ExecutionView):
+    """Render an expression (the text body) in the execution's context: `{"result", "error"}`."""
+
+    parser_classes = YAML_PARSERS
+
+    def post(self, request: Request, tenant: str, execution_id: str) -> Response:
+        execution = self.execution(execution_id, write=True)
+        expression = request.data if isinstance(request.data, str) else ""
+        if not expression.strip():
+            raise ApiError("send the expression as the text body (Content-Type: text/plain)", path="body")
+        try:
+            result = control.evaluate_expression(execution, expression)
+        except ExpressionError as error:
+            return Response({"result": None, "error": str(error), "stackTrace": None})
+        return Response({"result": result, "error": None, "stackTrace": None})
+
+
+# How often a followed execution is looked at again (seconds): two indexed queries per look.
+FOLLOW_INTERVAL = 0.25
+
+
+def sse(data: Any, event: str | None = None) -> str:
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(data, default=str, separators=(',', ':'))}\n\n"
+
+
+class ExecutionFollow(ExecutionView):
+    """Server-Sent Events: the execution each time it changes, until it has ended."""
+
+    def get(self, request: Request, tenant: str, execution_id: str) -> StreamingHttpResponse:
+        self.execution(execution_id)
+
+        def events() -> Iterator[str]:
+            last: dict[str, Any] | None = None
+            deadline = time.monotonic() + settings.BATON_API_WAIT_SECONDS
+            while time.monotonic() < deadline:
+                execution = Execution.objects.filter(pk=execution_id).first()
+                if execution is None:
+                    return
+                current = execution_dict(execution)
+                if current != last:
+                    yield sse(current)
+                    last = current
+                if execution.is_terminal:
+                    yield sse(current, event="end")
+                    return
+                time.sleep(FOLLOW_INTERVAL)
+
+        return event_stream(events())
+
+
+def event_stream(events: Iterator[str]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx: pass events on as they come
+    return response

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from rest_framework.request import Request
@@ -11,8 +13,9 @@ from rest_framework.response import Response
 
 from flows.api.base import paged, query_datetime, query_int
 from flows.api.errors import ApiError
-from flows.api.executions import ExecutionView
-from flows.models import LogEntry
+from flows.api.executions import FOLLOW_INTERVAL, ExecutionView, event_stream, sse
+from flows.engine.states import TERMINAL_STATES
+from flows.models import Execution, LogEntry
 from flows.serializers import log_dict
 from flows.services.runtime import normalize_level
 
@@ -83,3 +86,29 @@ class LogSearch(ExecutionView):
         if params.get("q"):
             entries = entries.filter(message__icontains=params["q"])
         return paged(request, entries.order_by("-id"), log_dict)
+
+
+class ExecutionLogsFollow(ExecutionLogs):
+    """Server-Sent Events: each log entry as it is written, until the execution has ended and every
+    entry has been sent."""
+
+    def get(self, request: Request, tenant: str, execution_id: str) -> StreamingHttpResponse:  # type: ignore[override]
+        entries = self.entries(request, execution_id)
+
+        def events() -> Iterator[str]:
+            last_id = 0
+            deadline = time.monotonic() + settings.BATON_API_WAIT_SECONDS
+            while time.monotonic() < deadline:
+                ended = Execution.objects.filter(pk=execution_id, state__in=TERMINAL_VALUES).exists()
+                for entry in entries.filter(id__gt=last_id)[:1000]:
+                    last_id = entry.id
+                    yield sse(log_dict(entry))
+                if ended and not entries.filter(id__gt=last_id).exists():
+                    yield sse({"executionId": execution_id}, event="end")
+                    return
+                time.sleep(FOLLOW_INTERVAL)
+
+        return event_stream(events())
+
+
+TERMINAL_VALUES = sorted(state.value for state in TERMINAL_STATES)

@@ -28,6 +28,8 @@ urlpatterns = [
     path(f"{T}/executions/search", executions.ExecutionSearch.as_view()),
     path(f"{T}/executions/<str:execution_id>", executions.ExecutionDetail.as_view()),
     path(f"{T}/executions/<str:execution_id>/file", executions.ExecutionFile.as_view()),
+    path(f"{T}/executions/<str:execution_id>/follow", executions.ExecutionFollow.as_view()),
+    path(f"{T}/executions/<str:execution_id>/actions/eval", executions.ExecutionEval.as_view()),
     path(f"{T}/executions/<str:execution_id>/actions/kill", executions.ExecutionKill.as_view()),
     path(f"{T}/executions/<str:execution_id>/actions/pause", executions.ExecutionPause.as_view()),
     path(f"{T}/executions/<str:execution_id>/actions/resume", executions.ExecutionResume.as_view()),
@@ -41,6 +43,7 @@ urlpatterns = [
     path(f"{T}/logs/search", logs.LogSearch.as_view()),
     path(f"{T}/logs/<str:execution_id>", logs.ExecutionLogs.as_view()),
     path(f"{T}/logs/<str:execution_id>/download", logs.ExecutionLogsDownload.as_view()),
+    path(f"{T}/logs/<str:execution_id>/follow", logs.ExecutionLogsFollow.as_view()),
     # namespaces, namespace files, KV, secrets
     path("", include("flows.api.namespaces")),
 ]

@@ -395,3 +395,17 @@ def delete_execution(
         prefix = execution_prefix(execution.namespace, execution.flow_id, execution.id)
         for uri in storage.list(tenant, prefix):
             storage.delete(tenant, uri)
+
+
+# ---------------------------------------------------------------------------------------------- eval
+
+
+def evaluate_expression(execution: Execution, expression: str) -> str:
+    """Render `expression` with the execution's variables (inputs, outputs, labels, ...), as a task
+    of it would see them, in the expression sandbox. The answer is masked like its logs.
+    Raises ExpressionError."""
+    from flows.services.runtime import renderer
+
+    scope = _scope(execution)
+    rendered = renderer.render(expression, scope.base_variables(), scope.services)
+    return scope.masker.mask(str(rendered))

@@ -252,3 +252,78 @@ def test_wait_returns_only_once_the_outputs_are_committed(api: Api) -> None:
     # then
     assert [body["outputs"]["greeting"] for body in bodies] == [f"hello {n} x1" for n in range(5)]
     wait_until(lambda: len(_executions()) == 5)
+
+
+def _events(response: object) -> list[tuple[str, dict]]:
+    """(event, data) pairs of a Server-Sent Events answer, read to its end."""
+    import json
+
+    text = b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
+    events = []
+    for block in text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((fields.get("event", "message"), json.loads(fields["data"])))
+    return events
+
+
+def test_follow_streams_the_execution_until_it_ends(api: Api) -> None:
+    # given
+    api.post_yaml("flows", SLOW)
+    execution_id = api.post("executions/company.team/slow").json()["id"]
+    wait_execution(execution_id, "PAUSED")
+    api.post(f"executions/{execution_id}/actions/resume")
+    # when
+    response = api.client.get(api.url(f"executions/{execution_id}/follow"))
+    # then
+    assert response["Content-Type"] == "text/event-stream"
+    events = _events(response)
+    assert events[-1][0] == "end"
+    assert events[-1][1]["state"]["current"] == "SUCCESS"
+    assert all(data["id"] == execution_id for _, data in events)
+
+
+def test_follow_logs_sends_every_entry_then_ends(api: Api) -> None:
+    # given
+    api.post_yaml("flows", GREET)
+    execution_id = api.post("executions/company.team/greet", {"name": "ada"}).json()["id"]
+    # when
+    events = _events(api.client.get(api.url(f"logs/{execution_id}/follow")))
+    # then
+    streamed = [data["message"] for event, data in events if event == "message"]
+    assert streamed[-1] == "no file"
+    assert streamed == [entry["message"] for entry in api.get(f"logs/{execution_id}").json()]
+    assert events[-1] == ("end", {"executionId": execution_id})
+
+
+def test_eval_renders_in_the_execution_context_and_masks_secrets(api: Api) -> None:
+    # given
+    from tests.fixtures.modes import TEST_SECRET
+
+    api.post_yaml("flows", GREET)
+    execution_id = api.post("executions/company.team/greet?wait=true", {"name": "ada"}).json()["id"]
+    # when
+    ok = api.client.post(
+        api.url(f"executions/{execution_id}/actions/eval"),
+        "{{ outputs.hello.value | upper }} {{ inputs.name }}",
+        content_type="text/plain",
+    )
+    secret = api.client.post(
+        api.url(f"executions/{execution_id}/actions/eval"),
+        "{{ secret('API_TOKEN') }}",
+        content_type="text/plain",
+    )
+    broken = api.client.post(
+        api.url(f"executions/{execution_id}/actions/eval"), "{{ nope.missing }}", content_type="text/plain"
+    )
+    sandboxed = api.client.post(
+        api.url(f"executions/{execution_id}/actions/eval"),
+        "{{ ''.__class__.__mro__ }}",
+        content_type="text/plain",
+    )
+    # then
+    assert ok.json() == {"result": "HELLO ADA X1 ada", "error": None, "stackTrace": None}
+    assert TEST_SECRET not in secret.content.decode()
+    assert secret.json()["result"] == "******"
+    assert broken.json()["result"] is None
+    assert "nope" in broken.json()["error"]
+    assert sandboxed.json()["result"] is None

@@ -42,7 +42,12 @@ def complete_subflow(child_execution_id: str) -> None:
     complete(child_execution_id)
 
 
-@baton_task(name="baton.tick", queue=EXECUTOR_QUEUE)
+# A tick or a reaper pass that hangs (a lock it waits for, a lost connection) is ended, so it never
+# holds a worker slot for good: the next one comes with beat's next beat.
+PERIODIC_TIME_LIMIT = 300.0
+
+
+@baton_task(name="baton.tick", queue=EXECUTOR_QUEUE, time_limit=PERIODIC_TIME_LIMIT)
 def tick() -> None:
     """Sent by celery-beat every second: fire due timers (retries, pauses, sleeps, SLA deadlines)."""
     from flows.services.timers import release_due
@@ -50,7 +55,7 @@ def tick() -> None:
     release_due()
 
 
-@baton_task(name="baton.reap", queue=EXECUTOR_QUEUE)
+@baton_task(name="baton.reap", queue=EXECUTOR_QUEUE, time_limit=PERIODIC_TIME_LIMIT)
 def reap() -> None:
     """Sent by celery-beat: recover task runs whose worker vanished and executions that stopped moving."""
     from flows.services.recovery import reap as reap_now

@@ -28,8 +28,14 @@ app.conf.task_routes = _ROUTES
 app.conf.CELERY_DB_REUSE_MAX = 2**31
 
 
-def baton_task(name: str, queue: str = DEFAULT_QUEUE) -> Callable[[Callable[..., Any]], Any]:
-    """Register a Celery task with Baton's delivery rules: late ack, requeue on worker loss, no result."""
+def baton_task(
+    name: str, queue: str = DEFAULT_QUEUE, time_limit: float | None = None
+) -> Callable[[Callable[..., Any]], Any]:
+    """Register a Celery task with Baton's delivery rules: late ack, requeue on worker loss, no result.
+
+    `time_limit` (seconds; prefork workers enforce it) ends a run that hangs, so that it cannot
+    hold a worker slot for good: for the periodic tasks, whose next run comes anyway.
+    """
 
     def decorate(func: Callable[..., Any]) -> Any:
         _ROUTES[name] = {"queue": queue}
@@ -56,6 +62,7 @@ def baton_task(name: str, queue: str = DEFAULT_QUEUE) -> Callable[[Callable[...,
             acks_late=True,
             reject_on_worker_lost=True,
             ignore_result=True,
+            time_limit=time_limit,
         )(run)
 
     return decorate

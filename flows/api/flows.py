@@ -18,6 +18,7 @@ from flows.errors import FlowValidationError
 from flows.models import Flow, FlowRevision
 from flows.services.flows import delete_flow, parse_flow, save_flow_revision
 from flows.services.variables import iso
+from flows.spec.graph import flow_graph
 from flows.spec.model import FlowSpec
 
 _DOCUMENT_SEPARATOR = re.compile(r"^---[ \t]*(?:#.*)?$", re.MULTILINE)
@@ -293,3 +294,19 @@ def _same_flow(spec: FlowSpec, namespace: str, flow_id: str) -> None:
             status.HTTP_422_UNPROCESSABLE_ENTITY,
             path="id",
         )
+
+
+class FlowGraph(FlowDetail):
+    def get(self, request: Request, tenant: str, namespace: str, flow_id: str) -> Response:
+        flow = self._flow(namespace, flow_id)
+        revision = query_int(request, "revision", 0, minimum=0) or None
+        source = flow.source
+        if revision is not None and revision != flow.revision:
+            source = (
+                FlowRevision.objects.filter(flow=flow, revision=revision)
+                .values_list("source", flat=True)
+                .first()
+            )
+            if source is None:
+                raise exceptions.NotFound(f"flow `{namespace}.{flow_id}` has no revision {revision}")
+        return Response(flow_graph(parse_flow(source)))

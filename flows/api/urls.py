@@ -24,6 +24,7 @@ urlpatterns = [
     path(f"{T}/flows/<str:namespace>", flows.NamespaceFlows.as_view()),
     path(f"{T}/flows/<str:namespace>/<str:flow_id>", flows.FlowDetail.as_view()),
     path(f"{T}/flows/<str:namespace>/<str:flow_id>/revisions", flows.FlowRevisions.as_view()),
+    path(f"{T}/flows/<str:namespace>/<str:flow_id>/graph", flows.FlowGraph.as_view()),
     # executions
     path(f"{T}/executions/search", executions.ExecutionSearch.as_view()),
     path(f"{T}/executions/<str:execution_id>", executions.ExecutionDetail.as_view()),

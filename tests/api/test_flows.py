@@ -297,3 +297,10 @@ def test_unknown_tenant_is_404(make_api: MakeApi) -> None:
     response = client.get("/api/v1/nowhere/flows/search")
     assert response.status_code == 404
     assert response.json()["message"] == "tenant `nowhere` not found"
+
+
+def test_graph_of_a_flow(api: Api, api_other: Api) -> None:
+    api.post_yaml("flows", HELLO)
+    graph = api.get("flows/company.team/hello/graph").json()
+    assert [node["uid"] for node in graph["nodes"]] == ["root.root", "root.end", "root.say"]
+    assert api_other.get("flows/company.team/hello/graph").status_code == 404

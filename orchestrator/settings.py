@@ -220,3 +220,5 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads are spooled to a
 BATON_API_WAIT_SECONDS = env_float("BATON_API_WAIT_SECONDS", 600.0)
 # Execution search without a start date looks this many days back (a bounded, indexed scan).
 BATON_API_SEARCH_DAYS = env_int("BATON_API_SEARCH_DAYS", 30)
+# Most executions one bulk action by query applies to.
+BATON_API_BULK_MAX = env_int("BATON_API_BULK_MAX", 10_000)

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.http import FileResponse, StreamingHttpResponse
 from django.utils import timezone
 from rest_framework import exceptions, status
@@ -36,7 +36,7 @@ from flows.errors import ExpressionError
 from flows.models import Execution
 from flows.serializers import execution_dict
 from flows.services import control
-from flows.services.executions import resume_execution, start_execution
+from flows.services.executions import NotPaused, resume_execution, start_execution
 from flows.services.waiting import waiting_reasons
 from flows.storage import execution_prefix, storage_for_uri
 from flows.storage.base import StorageError, key_of
@@ -146,6 +146,15 @@ class ExecutionSearch(ExecutionView):
     }
 
     def get(self, request: Request, tenant: str) -> Response:
+        ordering = query_sort(request, self.SORTS, ["-start_date", "-id"])
+        return paged(
+            request,
+            self.filtered(request, tenant).order_by(*ordering),
+            lambda execution: execution_dict(execution, runs=[]),
+        )
+
+    def filtered(self, request: Request, tenant: str) -> QuerySet[Execution]:
+        """The executions the search's query parameters select."""
         executions = (
             Execution.objects.for_tenant(tenant).filter(deleted=False).filter(self.access.namespace_filter())
         )
@@ -180,10 +189,7 @@ class ExecutionSearch(ExecutionView):
             )
         if params.get("parentId"):
             executions = executions.filter(parent_id=params["parentId"])
-        ordering = query_sort(request, self.SORTS, ["-start_date", "-id"])
-        return paged(
-            request, executions.order_by(*ordering), lambda execution: execution_dict(execution, runs=[])
-        )
+        return executions
 
 
 class ExecutionKill(ExecutionView):
@@ -330,3 +336,62 @@ def event_stream(events: Iterator[str]) -> StreamingHttpResponse:
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass events on as they come
     return response
+
+
+class ExecutionBulk(ExecutionSearch):
+    """`/executions/{kill,restart,resume,replay}/by-ids` (a JSON list of ids) and `/by-query` (the
+    search's filters): the action on each execution; answers `{"count": N}` of those it applied to.
+    Unknown ids refuse the whole request and change nothing."""
+
+    action = ""
+    by_query = False
+
+    def _apply(self, request: Request, tenant: str) -> Response:
+        if self.by_query:
+            ids = list(
+                self.filtered(request, tenant).values_list("id", flat=True)[: settings.BATON_API_BULK_MAX]
+            )
+        else:
+            ids = request.data if isinstance(request.data, list) else None
+            if ids is None or not all(isinstance(item, str) for item in ids):
+                raise ApiError("send a JSON list of execution ids", path="body")
+            found = set(
+                Execution.objects.for_tenant(tenant)
+                .filter(id__in=ids, deleted=False)
+                .filter(self.access.namespace_filter())
+                .values_list("id", flat=True)
+            )
+            missing = [item for item in ids if item not in found]
+            if missing:
+                raise ApiError(f"executions not found: {', '.join(missing[:20])}", status.HTTP_404_NOT_FOUND)
+        rows = Execution.objects.filter(id__in=ids).values_list("id", "namespace")
+        for _, namespace in rows:
+            self.check_namespace(namespace, write=True)
+        count = 0
+        for execution_id in ids:
+            try:
+                self._one(execution_id, tenant, request)
+            except (control.ControlError, NotPaused):
+                continue  # not in a state this action applies to: skipped, as Kestra's bulk does
+            count += 1
+        return Response({"count": count})
+
+    def _one(self, execution_id: str, tenant: str, request: Request) -> None:
+        user = f"bulk {self.action} through the API by {request.user}"
+        if self.action == "kill":
+            control.kill_execution(execution_id, tenant=tenant, reason=user)
+        elif self.action == "restart":
+            control.restart_execution(execution_id, tenant=tenant)
+        elif self.action == "resume":
+            resume_execution(execution_id, tenant=tenant)
+        else:
+            control.replay_execution(execution_id, tenant=tenant)
+
+    def post(self, request: Request, tenant: str) -> Response:
+        return self._apply(request, tenant)
+
+    def delete(self, request: Request, tenant: str) -> Response:
+        return self._apply(request, tenant)
+
+    def get(self, request: Request, tenant: str) -> Response:
+        raise exceptions.MethodNotAllowed("GET")

@@ -27,6 +27,14 @@ urlpatterns = [
     path(f"{T}/flows/<str:namespace>/<str:flow_id>/graph", flows.FlowGraph.as_view()),
     # executions
     path(f"{T}/executions/search", executions.ExecutionSearch.as_view()),
+    *[
+        path(
+            f"{T}/executions/{action}/{selection}",
+            executions.ExecutionBulk.as_view(action=action, by_query=selection == "by-query"),
+        )
+        for action in ("kill", "restart", "resume", "replay")
+        for selection in ("by-ids", "by-query")
+    ],
     path(f"{T}/executions/<str:execution_id>", executions.ExecutionDetail.as_view()),
     path(f"{T}/executions/<str:execution_id>/file", executions.ExecutionFile.as_view()),
     path(f"{T}/executions/<str:execution_id>/follow", executions.ExecutionFollow.as_view()),

@@ -327,3 +327,27 @@ def test_eval_renders_in_the_execution_context_and_masks_secrets(api: Api) -> No
     assert broken.json()["result"] is None
     assert "nope" in broken.json()["error"]
     assert sandboxed.json()["result"] is None
+
+
+def test_bulk_kill_by_ids_and_by_query(api: Api, api_other: Api) -> None:
+    # given: three paused executions, one of another tenant
+    api.post_yaml("flows", SLOW)
+    api_other.post_yaml("flows", SLOW)
+    ids = [api.post("executions/company.team/slow").json()["id"] for _ in range(3)]
+    theirs = api_other.post("executions/company.team/slow").json()["id"]
+    for execution_id in [*ids, theirs]:
+        wait_execution(execution_id, "PAUSED")
+    # when
+    foreign = api.client.delete(api.url("executions/kill/by-ids"), [ids[0], theirs], format="json")
+    by_ids = api.client.delete(api.url("executions/kill/by-ids"), ids[:2], format="json")
+    by_query = api.client.delete(api.url("executions/kill/by-query") + "?namespace=company&state=PAUSED")
+    # then
+    assert foreign.status_code == 404
+    assert theirs in foreign.json()["message"]
+    assert by_ids.json() == {"count": 2}
+    assert by_query.json() == {"count": 1}
+    assert [finished(execution_id).state for execution_id in ids] == ["KILLED"] * 3
+    from flows.models import Execution
+
+    assert Execution.objects.get(id=theirs).state == "PAUSED"
+    api_other.delete(f"executions/{theirs}/actions/kill")

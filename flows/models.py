@@ -213,6 +213,8 @@ class KVEntry(models.Model):
     value_type = models.CharField(max_length=16, default="STRING")
     expires_at = models.DateTimeField(null=True, blank=True)
     updated = models.DateTimeField(default=timezone.now)
+    description = models.TextField(blank=True, default="")
+    created = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "namespace", "key"], name="kv_unique")]
@@ -343,3 +345,49 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.user})"
+
+
+class NamespaceFileRevision(models.Model):
+    """One uploaded version of a namespace file. The current version is the file flows read; every
+    version's bytes are also kept under the namespace's `_files_revisions` folder, named `blob`."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    namespace = models.CharField(max_length=300)
+    path = models.CharField(max_length=512)  # relative to the namespace's files, no leading slash
+    revision = models.PositiveIntegerField()
+    size = models.BigIntegerField()
+    blob = models.CharField(max_length=32, default=new_id)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "namespace", "path", "revision"], name="nsfile_revision_unique"
+            )
+        ]
+        ordering = ["tenant_id", "namespace", "path", "revision"]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}:/{self.path} rev {self.revision}"
+
+
+class Secret(models.Model):
+    """A namespace secret, encrypted at rest (`flows.services.secrets`); the plain value is never stored."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    namespace = models.CharField(max_length=300)
+    key = models.CharField(max_length=255)
+    encrypted_value = models.TextField()
+    description = models.TextField(blank=True, default="")
+    tags = models.JSONField(default=list, blank=True)  # [{"key", "value"}]
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "namespace", "key"], name="secret_unique_per_namespace")
+        ]
+        ordering = ["tenant_id", "namespace", "key"]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.key}"

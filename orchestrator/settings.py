@@ -212,6 +212,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
 }
+# Key material for namespace secrets at rest: any string; several, comma-separated and newest first,
+# to rotate. Unset: derived from SECRET_KEY (then changing BATON_SECRET_KEY makes stored secrets
+# unreadable). Web and worker processes must share it.
+BATON_SECRETS_KEY = env_secret("BATON_SECRETS_KEY")
 # Largest request body (uploads of FILE inputs and namespace files), in bytes.
 BATON_API_MAX_UPLOAD_BYTES = env_int("BATON_API_MAX_UPLOAD_BYTES", 100 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = BATON_API_MAX_UPLOAD_BYTES

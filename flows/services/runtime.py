@@ -16,8 +16,10 @@ from django.utils import timezone
 
 from flows.errors import ExpressionError, TaskFailed
 from flows.expressions import Renderer
-from flows.models import KVEntry, LogEntry
+from flows.models import LogEntry
+from flows.services import kv as kv_store
 from flows.services.rows import insert_rows
+from flows.services.secrets import find_secret
 from flows.storage import (
     SCHEME,
     execution_prefix,
@@ -196,10 +198,7 @@ def read_secret(key: str) -> str:
 
 
 def kv_lookup(tenant: str, namespace: str, key: str) -> tuple[bool, Any]:
-    entry = KVEntry.objects.filter(tenant_id=tenant, namespace=namespace, key=key).first()
-    if entry is None or (entry.expires_at is not None and entry.expires_at <= timezone.now()):
-        return False, None
-    return True, entry.value
+    return kv_store.lookup(tenant, namespace, key)
 
 
 class ExpressionServicesImpl:
@@ -223,7 +222,9 @@ class ExpressionServicesImpl:
         return target.read_text()
 
     def secret(self, key: str) -> str:
-        value = read_secret(key)
+        # A secret stored for the namespace (or the nearest parent) wins over the environment.
+        stored = find_secret(self.tenant, self.namespace, key)
+        value = read_secret(key) if stored is None else stored
         self.masker.add(value)
         return value
 
@@ -332,26 +333,24 @@ class RunContextImpl:
         ttl_seconds: float | None = None,
         overwrite: bool = True,
     ) -> None:
-        expires = timezone.now() + timedelta(seconds=ttl_seconds) if ttl_seconds else None
         if not overwrite and self.kv_get(namespace, key)[0]:
             raise TaskFailed(
                 f"Cannot set value for key '{key}'. Key already exists and `overwrite` is set to `false`."
             )
-        KVEntry.objects.update_or_create(
-            tenant_id=self.tenant,
-            namespace=namespace,
-            key=key,
-            defaults={
-                "value": value,
-                "value_type": value_type or "STRING",
-                "expires_at": expires,
-                "updated": timezone.now(),
-            },
-        )
+        try:
+            kv_store.set_value(
+                self.tenant,
+                namespace,
+                key,
+                value,
+                value_type=value_type,
+                ttl=timedelta(seconds=ttl_seconds) if ttl_seconds else None,
+            )
+        except kv_store.InvalidKey as error:
+            raise TaskFailed(str(error)) from error
 
     def kv_delete(self, namespace: str, key: str) -> bool:
-        deleted, _ = KVEntry.objects.filter(tenant_id=self.tenant, namespace=namespace, key=key).delete()
-        return deleted > 0
+        return kv_store.delete_value(self.tenant, namespace, key)
 
     def add_secret(self, value: str) -> None:
         self._services.masker.add(value)

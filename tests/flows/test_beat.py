@@ -69,3 +69,22 @@ def test_a_database_error_while_reloading_keeps_the_schedule_and_retries() -> No
     # then
     assert during == loaded
     assert set(scheduler.schedule) == loaded | {"probe"}
+
+
+def test_a_task_whose_schedule_row_vanished_is_left_out_and_read_again() -> None:
+    # given: a task whose interval is gone, as when a reload's second query misses rows deleted meanwhile
+    from django_celery_beat.models import PeriodicTasks
+
+    scheduler = _scheduler()
+    _probe()
+    _sql("UPDATE django_celery_beat_periodictask SET interval_id = NULL WHERE name = 'probe'")
+    PeriodicTasks.update_changed()
+    # when
+    during = set(scheduler.schedule)
+    _sql(
+        "UPDATE django_celery_beat_periodictask SET interval_id = "
+        "(SELECT id FROM django_celery_beat_intervalschedule WHERE every = 7) WHERE name = 'probe'"
+    )
+    # then: beat goes on without it, and finds it again on the next pass without any change marker
+    assert "baton.tick" in during and "probe" not in during
+    assert "probe" in set(scheduler.schedule)

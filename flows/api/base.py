@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection
@@ -116,8 +116,6 @@ def query_datetime(request: Request, name: str) -> datetime | None:
     if value is None:
         raise ApiError(f"`{name}` must be an ISO-8601 date-time, got `{raw}`", path=name)
     if value.tzinfo is None:
-        from datetime import UTC
-
         value = value.replace(tzinfo=UTC)
     return value
 

@@ -16,7 +16,8 @@ from flows.api.base import YAML_PARSERS, TenantView, paged, query_bool, query_in
 from flows.api.errors import ApiError
 from flows.errors import FlowValidationError
 from flows.models import Flow, FlowRevision
-from flows.services.flows import delete_flow, parse_flow, save_flow_revision
+from flows.services.access import namespace_tree
+from flows.services.flows import delete_flow, parse_flow, save_flow_revision, spec_of_source
 from flows.services.variables import iso
 from flows.spec.graph import flow_graph
 from flows.spec.model import FlowSpec
@@ -59,12 +60,17 @@ def flow_dict(
     return body
 
 
-def _is_read_only(flow: Flow) -> bool:
+def _refuse_read_only(flow: Flow) -> None:
+    """403 for a flow whose stored source carries `system.readOnly: true`."""
     try:
-        spec = parse_flow(flow.source)
+        labels = spec_of_source(flow.source).labels
     except FlowValidationError:
-        return False
-    return any(key == READ_ONLY_LABEL and value.lower() == "true" for key, value in spec.labels)
+        return
+    if any(key == READ_ONLY_LABEL and value.lower() == "true" for key, value in labels):
+        raise ApiError(
+            f"flow `{flow.namespace}.{flow.flow_id}` is read-only (label {READ_ONLY_LABEL}: true)",
+            status.HTTP_403_FORBIDDEN,
+        )
 
 
 class FlowCreate(TenantView):
@@ -99,18 +105,24 @@ class FlowDetail(TenantView):
             raise exceptions.NotFound(f"flow `{namespace}.{flow_id}` not found")
         return flow
 
-    def get(self, request: Request, tenant: str, namespace: str, flow_id: str) -> Response:
-        flow = self._flow(namespace, flow_id, allow_deleted=query_bool(request, "allowDeleted"))
-        with_source = query_bool(request, "source")
-        revision = query_int(request, "revision", 0, minimum=0) or None
-        if revision is None or revision == flow.revision:
-            return Response(flow_dict(flow, with_source=with_source))
-        old = (
+    def source_at(self, request: Request, flow: Flow) -> tuple[str, int]:
+        """The source and number of the revision `?revision=N` asks for (the current one by default)."""
+        revision = query_int(request, "revision", 0, minimum=0) or flow.revision
+        if revision == flow.revision:
+            return flow.source, revision
+        source = (
             FlowRevision.objects.filter(flow=flow, revision=revision).values_list("source", flat=True).first()
         )
-        if old is None:
-            raise exceptions.NotFound(f"flow `{namespace}.{flow_id}` has no revision {revision}")
-        return Response(flow_dict(flow, source=old, revision=revision, with_source=with_source))
+        if source is None:
+            raise exceptions.NotFound(f"flow `{flow.namespace}.{flow.flow_id}` has no revision {revision}")
+        return source, revision
+
+    def get(self, request: Request, tenant: str, namespace: str, flow_id: str) -> Response:
+        flow = self._flow(namespace, flow_id, allow_deleted=query_bool(request, "allowDeleted"))
+        source, revision = self.source_at(request, flow)
+        return Response(
+            flow_dict(flow, source=source, revision=revision, with_source=query_bool(request, "source"))
+        )
 
     def put(self, request: Request, tenant: str, namespace: str, flow_id: str) -> Response:
         source = _yaml_body(request)
@@ -118,22 +130,14 @@ class FlowDetail(TenantView):
         self.check_namespace(namespace, write=True)
         spec = parse_flow(source)
         _same_flow(spec, namespace, flow_id)
-        if _is_read_only(flow):
-            raise ApiError(
-                f"flow `{namespace}.{flow_id}` is read-only (label {READ_ONLY_LABEL}: true)",
-                status.HTTP_403_FORBIDDEN,
-            )
+        _refuse_read_only(flow)
         flow = save_flow_revision(tenant, source)
         return Response(flow_dict(flow, with_source=True))
 
     def delete(self, request: Request, tenant: str, namespace: str, flow_id: str) -> Response:
         flow = self._flow(namespace, flow_id)
         self.check_namespace(namespace, write=True)
-        if _is_read_only(flow):
-            raise ApiError(
-                f"flow `{namespace}.{flow_id}` is read-only (label {READ_ONLY_LABEL}: true)",
-                status.HTTP_403_FORBIDDEN,
-            )
+        _refuse_read_only(flow)
         delete_flow(flow)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -154,7 +158,7 @@ class FlowSearch(TenantView):
         flows = Flow.objects.for_tenant(tenant).filter(deleted=False).filter(self.access.namespace_filter())
         namespace = request.query_params.get("namespace")
         if namespace:
-            flows = flows.filter(Q(namespace=namespace) | Q(namespace__startswith=f"{namespace}."))
+            flows = flows.filter(namespace_tree(namespace))
         text = request.query_params.get("q")
         if text:
             flows = flows.filter(Q(flow_id__icontains=text) | Q(namespace__icontains=text))
@@ -168,7 +172,7 @@ class FlowSearch(TenantView):
 
 def _has_labels(flow: Flow, wanted: list[tuple[str, str]]) -> bool:
     try:
-        labels = set(parse_flow(flow.source).labels)
+        labels = set(spec_of_source(flow.source).labels)
     except FlowValidationError:
         return False
     return all(pair in labels for pair in wanted)
@@ -298,15 +302,5 @@ def _same_flow(spec: FlowSpec, namespace: str, flow_id: str) -> None:
 
 class FlowGraph(FlowDetail):
     def get(self, request: Request, tenant: str, namespace: str, flow_id: str) -> Response:
-        flow = self._flow(namespace, flow_id)
-        revision = query_int(request, "revision", 0, minimum=0) or None
-        source = flow.source
-        if revision is not None and revision != flow.revision:
-            source = (
-                FlowRevision.objects.filter(flow=flow, revision=revision)
-                .values_list("source", flat=True)
-                .first()
-            )
-            if source is None:
-                raise exceptions.NotFound(f"flow `{namespace}.{flow_id}` has no revision {revision}")
-        return Response(flow_graph(parse_flow(source)))
+        source, _ = self.source_at(request, self._flow(namespace, flow_id))
+        return Response(flow_graph(spec_of_source(source)))

@@ -20,6 +20,7 @@ from flows.models import Flow, KVEntry, Namespace
 from flows.services import kv, nsfiles, secrets
 from flows.services.variables import iso
 from flows.spec.durations import parse_duration
+from flows.spec.namespaces import lineage
 
 T = "<str:tenant>"
 NS = f"{T}/namespaces/<str:namespace>"
@@ -54,7 +55,7 @@ class NamespaceView(TenantView):
 
 def _with_parents(names: set[str]) -> set[str]:
     """`a.b.c` also stands for `a` and `a.b`, as in Kestra's namespace tree."""
-    return {".".join(name.split(".")[:length]) for name in names for length in range(1, name.count(".") + 2)}
+    return {parent for name in names for parent in lineage(name)}
 
 
 def namespace_dict(name: str) -> dict[str, Any]:
@@ -216,7 +217,7 @@ class KVInheritance(NamespaceView):
                     "namespace": name,
                     "kvEntries": [_kv_entry_dict(entry) for entry in kv.live_entries(tenant, name)],
                 }
-                for name in kv.namespace_and_parents(namespace)
+                for name in lineage(namespace)
                 if self.access.sees(name)
             ]
         )

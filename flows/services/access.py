@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from flows.errors import BatonError
 from flows.models import ApiToken, Membership, Role, Tenant
+from flows.spec.namespaces import within
 
 TOKEN_PREFIX = "baton_"
 # Recording `last_used` costs a write; once a minute per token is enough to see stale tokens.
@@ -76,7 +77,7 @@ class Access:
     def sees(self, namespace: str) -> bool:
         if self.role != Role.RESTRICTED:
             return True
-        return any(namespace == allowed or namespace.startswith(f"{allowed}.") for allowed in self.namespaces)
+        return any(within(namespace, allowed) for allowed in self.namespaces)
 
     def may_write(self, namespace: str | None = None) -> bool:
         """Write rights (in `namespace`, or anywhere in the tenant when None)."""
@@ -92,8 +93,13 @@ class Access:
             return Q()
         condition = Q(pk__in=[])
         for allowed in self.namespaces:
-            condition |= Q(**{field: allowed}) | Q(**{f"{field}__startswith": f"{allowed}."})
+            condition |= namespace_tree(allowed, field)
         return condition
+
+
+def namespace_tree(namespace: str, field: str = "namespace") -> Q:
+    """Rows of `namespace` and of its descendants (the database side of `within`)."""
+    return Q(**{field: namespace}) | Q(**{f"{field}__startswith": f"{namespace}."})
 
 
 def access_of(user: User, tenant: str) -> Access | None:

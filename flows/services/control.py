@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from flows.engine.states import TERMINAL_STATES, State
 from flows.errors import BatonError
-from flows.models import Execution, TaskRun, new_id
+from flows.models import Execution, LogEntry, TaskRun, new_id
 from flows.services.executions import (
     ExecutionScope,
     _advance_locked,
@@ -23,9 +23,11 @@ from flows.services.executions import (
     add_history,
     execution_spec,
 )
+from flows.services.runtime import renderer
 from flows.services.timers import disarm
 from flows.spec import parse_inputs
 from flows.spec.model import FlowSpec
+from flows.storage import execution_prefix, storage_for
 from plugins.registry import default_registry
 
 
@@ -378,9 +380,6 @@ def delete_execution(
 ) -> None:
     """Delete a finished execution (softly: the row stays, marked deleted), with its logs and its
     files in internal storage on request. Raises ControlError for one that has not ended."""
-    from flows.models import LogEntry
-    from flows.storage import execution_prefix, storage_for
-
     with transaction.atomic():
         execution = _lock(execution_id, tenant)
         if not execution.is_terminal:
@@ -404,8 +403,6 @@ def evaluate_expression(execution: Execution, expression: str) -> str:
     """Render `expression` with the execution's variables (inputs, outputs, labels, ...), as a task
     of it would see them, in the expression sandbox. The answer is masked like its logs.
     Raises ExpressionError."""
-    from flows.services.runtime import renderer
-
     scope = _scope(execution)
     rendered = renderer.render(expression, scope.base_variables(), scope.services)
     return scope.masker.mask(str(rendered))

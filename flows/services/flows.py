@@ -70,7 +70,8 @@ def delete_flow(flow: Flow) -> None:
 
 
 @functools.lru_cache(maxsize=512)
-def _spec_of_source(source: str) -> FlowSpec:
+def spec_of_source(source: str) -> FlowSpec:
+    """The definition of a valid source, parsed once per process (raises FlowValidationError)."""
     return parse_flow(source)
 
 
@@ -84,7 +85,7 @@ def spec_of_revision(revision_id: int) -> FlowSpec:
     spec = _spec_by_revision_id.get(revision_id)
     if spec is None:
         source, revision = FlowRevision.objects.values_list("source", "revision").get(pk=revision_id)
-        spec = dataclasses.replace(_spec_of_source(source), revision=revision)
+        spec = dataclasses.replace(spec_of_source(source), revision=revision)
         _spec_by_revision_id[revision_id] = spec
     return spec
 

@@ -31,6 +31,7 @@ from flows.engine.states import TERMINAL_STATES
 from flows.errors import BatonError
 from flows.models import Execution, KillSwitch, KillSwitchAudit, Tenant
 from flows.services.variables import iso
+from flows.spec.namespaces import within
 
 logger = logging.getLogger(__name__)
 
@@ -250,7 +251,7 @@ def covers(switch: KillSwitch, namespace: str, flow_id: str, execution_id: str |
     if switch.flow_id:
         return switch.namespace == namespace and switch.flow_id == flow_id
     if switch.namespace:
-        return namespace == switch.namespace or namespace.startswith(switch.namespace + ".")
+        return within(namespace, switch.namespace)
     return True
 
 

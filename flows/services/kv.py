@@ -187,9 +187,3 @@ def live_entries(tenant: str, namespace: str) -> list[KVEntry]:
         .exclude(expires_at__lte=now)
         .order_by("key")
     )
-
-
-def namespace_and_parents(namespace: str) -> list[str]:
-    """`a.b.c` -> [`a.b.c`, `a.b`, `a`]: nearest first."""
-    parts = namespace.split(".")
-    return [".".join(parts[:length]) for length in range(len(parts), 0, -1)]

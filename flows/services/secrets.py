@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from flows.errors import BatonError, ExpressionError
 from flows.models import Secret
-from flows.services.kv import namespace_and_parents
+from flows.spec.namespaces import lineage
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ def secrets_of(tenant: str, namespace: str) -> list[SecretMeta]:
 
 def inherited_keys(tenant: str, namespace: str) -> dict[str, list[str]]:
     """Keys visible from `namespace`, per namespace (the namespace first, then its parents)."""
-    namespaces = namespace_and_parents(namespace)
+    namespaces = lineage(namespace)
     keys: dict[str, list[str]] = {name: [] for name in namespaces}
     rows = Secret.objects.filter(tenant_id=tenant, namespace__in=namespaces).order_by("key")
     for name, key in rows.values_list("namespace", "key"):
@@ -197,7 +197,7 @@ def find_secret(tenant: str, namespace: str, key: str) -> str | None:
 
     Raises SecretUnreadable when the stored value does not decrypt.
     """
-    namespaces = namespace_and_parents(namespace)
+    namespaces = lineage(namespace)
     rows = dict(
         Secret.objects.filter(tenant_id=tenant, namespace__in=namespaces, key=key).values_list(
             "namespace", "encrypted_value"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
 
 from flows.errors import BatonError
 from flows.models import Tenant
@@ -34,6 +35,11 @@ class TenantExists(BatonError):
     http_status = 409
 
 
+class TenantNotEmpty(BatonError):
+    code = "tenant_not_empty"
+    http_status = 409
+
+
 def create_tenant(tenant_id: str, name: str = "") -> Tenant:
     """A new tenant; raises InvalidTenant for a bad id or one that exists."""
     if tenant_id in RESERVED:
@@ -51,8 +57,6 @@ def create_tenant(tenant_id: str, name: str = "") -> Tenant:
 
 def delete_tenant(tenant: Tenant) -> None:
     """Delete a tenant that holds nothing; raises TenantNotEmpty otherwise (nothing is lost)."""
-    from django.db.models import ProtectedError
-
     try:
         with transaction.atomic():
             tenant.memberships.all().delete()
@@ -61,8 +65,3 @@ def delete_tenant(tenant: Tenant) -> None:
         raise TenantNotEmpty(
             f"tenant `{tenant.id}` still holds flows or executions: delete them first"
         ) from None
-
-
-class TenantNotEmpty(BatonError):
-    code = "tenant_not_empty"
-    http_status = 409

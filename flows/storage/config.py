@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from flows.spec.namespaces import lineage
 from orchestrator.env import env_secret
 
 _OVERRIDES = "BATON_STORAGE_OVERRIDES"
@@ -59,12 +60,10 @@ class StorageSelection:
 
     def config_for(self, tenant: str, namespace: str | None = None) -> StorageConfig:
         """The longest matching override: `tenant/a.b` covers `a.b` and `a.b.c`, then `tenant`."""
-        if namespace:
-            parts = namespace.split(".")
-            for length in range(len(parts), 0, -1):
-                found = self.overrides.get((tenant, ".".join(parts[:length])))
-                if found is not None:
-                    return found
+        for name in lineage(namespace) if namespace else []:
+            found = self.overrides.get((tenant, name))
+            if found is not None:
+                return found
         return self.overrides.get((tenant, None), self.default)
 
 

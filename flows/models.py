@@ -391,3 +391,101 @@ class Secret(models.Model):
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.key}"
+
+
+class Invitation(models.Model):
+    """An admin's invitation of an email address to a tenant with a role. Its id is the secret of
+    the accept link, so it is long and random (`new_id`); it can be accepted once, before it expires."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_id)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    namespaces = models.JSONField(default=list, blank=True)  # RESTRICTED: the namespaces it may touch
+    invited_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "email"], name="invitation_by_email")]
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.email} as {self.role} in {self.tenant_id}"
+
+
+class Banner(models.Model):
+    """An announcement shown to every user between its start and end dates (instance-wide)."""
+
+    class Type(models.TextChoices):
+        INFO = "INFO"
+        WARNING = "WARNING"
+        ERROR = "ERROR"
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_id)
+    message = models.TextField()
+    type = models.CharField(max_length=8, choices=Type.choices, default=Type.INFO)
+    start_date = models.DateTimeField(default=timezone.now)
+    end_date = models.DateTimeField(null=True, blank=True)
+    active = models.BooleanField(default=True)
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-start_date", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message[:60]}"
+
+
+class Credential(models.Model):
+    """Server-to-server authentication configured once per tenant and used in flows as
+    `{{ credential('name') }}`. Secret material (client secret, private key, assertion) is encrypted
+    at rest like namespace secrets; the last access token is cached, encrypted too, until shortly
+    before it expires."""
+
+    class Type(models.TextChoices):
+        OAUTH2_CLIENT_CREDENTIALS = "OAUTH2_CLIENT_CREDENTIALS"
+        OAUTH2_JWT_BEARER = "OAUTH2_JWT_BEARER"
+        OAUTH2_PRIVATE_KEY_JWT = "OAUTH2_PRIVATE_KEY_JWT"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    type = models.CharField(max_length=32, choices=Type.choices)
+    config = models.JSONField(default=dict, blank=True)  # non-secret settings: tokenUrl, clientId, scope, ...
+    encrypted_secrets = models.TextField(blank=True, default="")  # JSON of the secret settings, encrypted
+    encrypted_token = models.TextField(blank=True, default="")  # the cached access token, encrypted
+    token_expires_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="credential_unique_per_tenant")]
+        ordering = ["tenant_id", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}/{self.name}"
+
+
+class Asset(models.Model):
+    """A data asset (table, file, dataset, ...) that flows produce or read, declared through the API."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    asset_id = models.CharField(max_length=300)
+    namespace = models.CharField(max_length=300, blank=True, default="")
+    type = models.CharField(max_length=200, blank=True, default="")
+    display_name = models.CharField(max_length=300, blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "asset_id"], name="asset_unique_per_tenant")]
+        ordering = ["tenant_id", "asset_id"]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}/{self.asset_id}"

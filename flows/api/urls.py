@@ -16,6 +16,10 @@ urlpatterns = [
     path("tenants", instance.Tenants.as_view()),
     path("tenants/search", instance.TenantSearch.as_view()),
     path("tenants/<str:tenant_id>", instance.TenantDetail.as_view()),
+    path("", include("flows.api.killswitches")),
+    path("", include("flows.api.banners")),
+    path("", include("flows.api.invitations")),  # also /invitation/accept/{id}, open to anonymous
+    path("", include("flows.api.webhooks")),  # /{tenant}/executions/webhook/...: its key is the secret
     # flows
     path(f"{T}/flows", flows.FlowCreate.as_view()),
     path(f"{T}/flows/search", flows.FlowSearch.as_view()),
@@ -55,4 +59,6 @@ urlpatterns = [
     path(f"{T}/logs/<str:execution_id>/follow", logs.ExecutionLogsFollow.as_view()),
     # namespaces, namespace files, KV, secrets
     path("", include("flows.api.namespaces")),
+    path("", include("flows.api.credentials")),
+    path("", include("flows.api.assets")),
 ]

@@ -233,6 +233,7 @@ class Timer(models.Model):
         SLA = "SLA"  # check the MAX_DURATION SLA `target`
         ADVANCE = "ADVANCE"  # advance the execution (subflow retry back-off)
         WAKE = "WAKE"  # end the wait of task run `target` (Sleep)
+        START = "START"  # begin a scheduled execution (`scheduleDate`)
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
     execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="timers")
@@ -402,11 +403,15 @@ class Invitation(models.Model):
     email = models.EmailField()
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
     namespaces = models.JSONField(default=list, blank=True)  # RESTRICTED: the namespaces it may touch
-    invited_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    invited_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     accepted_at = models.DateTimeField(null=True, blank=True)
-    accepted_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    accepted_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "email"], name="invitation_by_email")]
@@ -463,7 +468,9 @@ class Credential(models.Model):
     updated = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="credential_unique_per_tenant")]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="credential_unique_per_tenant")
+        ]
         ordering = ["tenant_id", "name"]
 
     def __str__(self) -> str:

@@ -93,8 +93,7 @@ class ExecutionStart(ExecutionView):
         revision = query_int(request, "revision", 0, minimum=0) or None
         wait = query_bool(request, "wait")
         labels = query_labels(request)
-        if request.query_params.get("scheduleDate"):
-            raise ApiError("scheduleDate is not supported yet (see the README's known differences)", 422)
+        schedule_date = query_datetime(request, "scheduleDate")
         with uploaded_inputs(request) as inputs:
             execution = start_execution(
                 tenant=tenant,
@@ -103,6 +102,7 @@ class ExecutionStart(ExecutionView):
                 inputs=inputs,
                 labels=labels,
                 revision=revision,
+                schedule_date=schedule_date,
             )
         if wait:
             _wait_terminal(execution.id)
@@ -246,16 +246,20 @@ class ExecutionReplay(ExecutionView):
 
 
 class ExecutionChangeStatus(ExecutionView):
-    """Set a task run's state (`taskRunId` and `status` or `state`, in the query or a JSON body)."""
+    """Set the state of an ended execution (`status`), or of one of its task runs (`taskRunId` and
+    `status`); in the query or a JSON body (`state` is accepted for `status`)."""
 
     def post(self, request: Request, tenant: str, execution_id: str) -> Response:
         self.execution(execution_id, write=True)
         data = {**(request.data if isinstance(request.data, dict) else {}), **request.query_params.dict()}
         taskrun_id = data.get("taskRunId")
         state = data.get("status") or data.get("state")
-        if not taskrun_id or not state:
-            raise ApiError("give `taskRunId` and `status` (SUCCESS, WARNING or FAILED)", path="taskRunId")
-        control.change_taskrun_state(execution_id, str(taskrun_id), str(state), tenant=tenant)
+        if not state:
+            raise ApiError("give `status`: the state to set", path="status")
+        if taskrun_id:
+            control.change_taskrun_state(execution_id, str(taskrun_id), str(state), tenant=tenant)
+        else:
+            control.change_execution_state(execution_id, str(state), tenant=tenant)
         return self.answer(execution_id)
 
 

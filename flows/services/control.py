@@ -280,6 +280,34 @@ def change_taskrun_state(execution_id: str, taskrun_id: str, state: str, tenant:
         _reopen(scope, {row.id}, now)
 
 
+EXECUTION_CHANGEABLE = (State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.CANCELLED)
+
+
+def change_execution_state(execution_id: str, state: str, tenant: str | None = None) -> None:
+    """Set an ended execution's state by hand (SUCCESS, WARNING, FAILED, KILLED or CANCELLED),
+    e.g. to mark a failure as dealt with. Its task runs are left as they are; a log line says who
+    changed what."""
+    try:
+        new_state = State(state)
+    except ValueError:
+        new_state = None
+    if new_state not in EXECUTION_CHANGEABLE:
+        allowed = ", ".join(item.value for item in EXECUTION_CHANGEABLE)
+        raise ControlError(f"state `{state}`: an execution can be set to {allowed}")
+    with transaction.atomic():
+        execution = _lock(execution_id, tenant)
+        if not execution.is_terminal:
+            raise ControlError(f"execution `{execution_id}` is {execution.state}: wait until it ends")
+        if execution.state == new_state:
+            return
+        previous = execution.state
+        add_history(execution, new_state)
+        execution.save(update_fields=["state", "histories"])
+        scope = _scope(execution)
+        scope.log("WARN", f"State changed by hand from {previous} to {new_state.value}")
+        scope.writer.flush()
+
+
 # ---------------------------------------------------------------------------------------------- replay
 
 

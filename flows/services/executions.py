@@ -11,7 +11,7 @@ import functools
 import json
 import logging
 from collections.abc import Mapping
-from datetime import UTC
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,7 @@ from flows.services.flows import parse_flow, spec_of_revision
 from flows.services.folders import WORKING_DIRECTORY, close_working_directory
 from flows.services.rows import insert_rows, one_round_trip, quote
 from flows.services.runtime import ExpressionServicesImpl, LogWriter, Masker, TaskLogger, renderer
-from flows.services.timers import Kind, arm_in, disarm
+from flows.services.timers import Kind, arm, arm_in, disarm
 from flows.services.variables import execution_variables, iso, parse_iso, taskrun_variables
 from flows.spec import parse_inputs
 from flows.spec.durations import format_duration
@@ -96,8 +96,10 @@ def start_execution(
     revision: int | None = None,
     trigger: dict[str, Any] | None = None,
     parent: tuple[Execution, str] | None = None,
+    schedule_date: datetime | None = None,
 ) -> Execution:
-    """Create an execution of a stored flow and start it. Inputs are validated first.
+    """Create an execution of a stored flow and start it. Inputs are validated first. With a
+    `schedule_date` in the future it stays CREATED until then (a START timer begins it).
 
     Raises FlowNotFound, FlowDisabled or InputValidationError; then nothing is stored.
     """
@@ -142,20 +144,41 @@ def start_execution(
             parent_id=parent[0].id if parent else None,
             variables={"secrets": secrets},
             parent_taskrun_id=parent[1] if parent else None,
+            schedule_date=schedule_date,
         )
         add_history(execution, State.CREATED, execution.start_date)
-        refusal = _admit(execution, spec)
-        if refusal is None and execution.state != State.QUEUED:
-            add_history(
-                execution, State.RUNNING, execution.start_date
-            )  # stored as it starts: no second write
-        execution.save(force_insert=True)
-        if refusal is not None:
-            _refuse(execution, spec, *refusal)
-        elif execution.state != State.QUEUED:
-            _advance_locked(execution, spec, [], starting=True)  # a new execution has no task runs
-            _schedule_sla(execution, spec)
+        if schedule_date is not None and schedule_date > execution.start_date:
+            execution.has_timers = True  # its START timer
+            execution.save(force_insert=True)
+            arm(execution, Kind.START, "", schedule_date)
+        else:
+            _begin(execution, spec, insert=True)
     return execution
+
+
+def start_scheduled(execution_id: str) -> None:
+    """The START timer of a scheduled execution: begin it if it is still waiting (CREATED)."""
+    execution = Execution.objects.select_for_update().filter(pk=execution_id).first()
+    if execution is None or execution.state != State.CREATED or execution.deleted:
+        return  # killed, deleted or begun meanwhile
+    _begin(execution, execution_spec(execution), insert=False)
+
+
+def _begin(execution: Execution, spec: FlowSpec, insert: bool) -> None:
+    """Admit a CREATED execution (kill switches, concurrency) and start its first tasks."""
+    refusal = _admit(execution, spec)
+    if refusal is None and execution.state != State.QUEUED:
+        # stored as it starts (no second write), at its creation time when it starts at once
+        add_history(execution, State.RUNNING, execution.start_date if insert else None)
+    if insert:
+        execution.save(force_insert=True)
+    else:
+        execution.save(update_fields=["state", "histories"])
+    if refusal is not None:
+        _refuse(execution, spec, *refusal)
+    elif execution.state != State.QUEUED:
+        _advance_locked(execution, spec, [], starting=True)  # a new execution has no task runs
+        _schedule_sla(execution, spec)
 
 
 def _revision_to_run(
@@ -217,12 +240,17 @@ def _lock_flow(execution: Execution) -> None:
 
 
 def _running_count(execution: Execution) -> int:
-    return Execution.objects.filter(
-        tenant_id=execution.tenant_id,
-        namespace=execution.namespace,
-        flow_id=execution.flow_id,
-        state__in=SLOT_STATES,
-    ).count()
+    """Executions holding a slot; one waiting for its `scheduleDate` does not hold one yet."""
+    return (
+        Execution.objects.filter(
+            tenant_id=execution.tenant_id,
+            namespace=execution.namespace,
+            flow_id=execution.flow_id,
+            state__in=SLOT_STATES,
+        )
+        .exclude(state=State.CREATED, schedule_date__gt=timezone.now())
+        .count()
+    )
 
 
 def _refuse(execution: Execution, spec: FlowSpec, state: State, reason: str) -> None:
@@ -650,7 +678,7 @@ def _finish(scope: ExecutionScope, state: State, now: Any, held_slot: bool | Non
     notify a parent."""
     execution = scope.execution
     spec = scope.spec
-    if spec.outputs:
+    if spec.outputs and state not in (State.KILLED, State.CANCELLED):  # stopped: nothing to report
         outputs: dict[str, Any] = {}
         base = scope.base_variables([to_view(row) for row in scope.rows.values()])
         for output in spec.outputs:
@@ -749,7 +777,9 @@ def _start_subflow(scope: ExecutionScope, row: TaskRun) -> bool:
             ] + labels
         wait = is_truthy(scope.evaluate(props.get("wait", True), view, runs))
         revision = props.get("revision")
+        schedule = props.get("scheduleDate")
         child = start_execution(
+            schedule_date=_schedule_date(scope.evaluate(schedule, view, runs)) if schedule else None,
             tenant=execution.tenant_id,
             namespace=namespace,
             flow_id=flow_id,
@@ -785,6 +815,18 @@ def _start_subflow(scope: ExecutionScope, row: TaskRun) -> bool:
         return True  # the flow goes on at once
     row.save(update_fields=fields)
     return False
+
+
+def _schedule_date(value: Any) -> datetime:
+    """A Subflow's `scheduleDate`: an ISO-8601 date-time (UTC when it has no offset)."""
+    if isinstance(value, datetime):
+        when = value
+    else:
+        try:
+            when = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ExpressionError(f"scheduleDate `{value}` is not an ISO-8601 date-time") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _label_pairs(labels: Any) -> list[tuple[str, str]]:

@@ -113,10 +113,17 @@ def _advance(execution_id: str, _target: str) -> None:
     advance_execution(execution_id)
 
 
+def _start(execution_id: str, _target: str) -> None:
+    from flows.services.executions import start_scheduled
+
+    start_scheduled(execution_id)
+
+
 _ACTIONS: dict[str, Callable[[str, str], None]] = {
     Kind.RETRY: _retry,
     Kind.PAUSE: _pause,
     Kind.SLA: _sla,
     Kind.ADVANCE: _advance,
     Kind.WAKE: _wake,
+    Kind.START: _start,
 }

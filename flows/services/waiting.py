@@ -20,6 +20,8 @@ def waiting_reasons(execution: Execution) -> list[str]:
         return []
     if execution.state == State.QUEUED:
         return [_queued(execution)]
+    if execution.state == State.CREATED and execution.schedule_date is not None:
+        return [f"scheduled: starts at {iso(execution.schedule_date)}"]
     if execution.paused_by_user:
         return ["paused by hand: resume it to go on"]
     runs = list(

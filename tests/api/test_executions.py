@@ -351,3 +351,128 @@ def test_bulk_kill_by_ids_and_by_query(api: Api, api_other: Api) -> None:
 
     assert Execution.objects.get(id=theirs).state == "PAUSED"
     api_other.delete(f"executions/{theirs}/actions/kill")
+
+
+def test_schedule_date_holds_the_execution_until_then(api: Api) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from flows.services.variables import parse_iso
+
+    # given
+    api.post_yaml("flows", GREET)
+    at = datetime.now(UTC) + timedelta(seconds=1)
+    # when
+    started = api.post(f"executions/company.team/greet?scheduleDate={at.isoformat()}", {"name": "later"})
+    # then: answered CREATED, and run once its date has come
+    assert started.status_code == 200
+    assert started.json()["state"]["current"] == "CREATED"
+    done = finished(started.json()["id"])
+    assert done.state == "SUCCESS"
+    running = next(item for item in done.data["state"]["histories"] if item["state"] == "RUNNING")
+    assert parse_iso(running["date"]) >= at
+
+
+def test_a_scheduled_execution_waits_and_can_be_killed_before_it_starts(api: Api) -> None:
+    from flows.models import Timer
+
+    # given
+    api.post_yaml("flows", GREET)
+    execution_id = api.post(
+        "executions/company.team/greet?scheduleDate=2999-01-01T00:00:00Z", {"name": "never"}
+    ).json()["id"]
+    waiting = api.get(f"executions/{execution_id}").json()
+    # when
+    killed = api.delete(f"executions/{execution_id}/actions/kill")
+    # then: it said why it waited; it ended KILLED with no task run, its timer gone
+    assert waiting["state"]["current"] == "CREATED"
+    assert waiting["scheduleDate"].startswith("2999-01-01T00:00:00")
+    assert waiting["waitingReasons"] == [f"scheduled: starts at {waiting['scheduleDate']}"]
+    assert killed.status_code == 202
+    done = finished(execution_id)
+    assert done.state == "KILLED"
+    assert done.data["taskRunList"] == []
+    assert not Timer.objects.filter(execution_id=execution_id).exists()
+
+
+def test_a_bad_schedule_date_gets_400_and_starts_nothing(api: Api) -> None:
+    # given
+    api.post_yaml("flows", GREET)
+    # when
+    response = api.post("executions/company.team/greet?scheduleDate=tomorrow", {"name": "x"})
+    # then
+    assert response.status_code == 400
+    assert response.json()["_embedded"]["errors"][0]["path"] == "scheduleDate"
+    assert _executions() == []
+
+
+def test_change_status_of_an_ended_execution(api: Api) -> None:
+    # given
+    api.post_yaml("flows", FAILING)
+    failed = api.post("executions/company.team/failing?wait=true").json()
+    # when
+    running_state = api.post(f"executions/{failed['id']}/actions/change-status?status=RUNNING")
+    changed = api.post(
+        f"executions/{failed['id']}/actions/change-status", {"status": "WARNING"}, format="json"
+    )
+    # then: only ended states are allowed; the task runs keep theirs; a log line records it
+    assert running_state.status_code == 409
+    assert "SUCCESS, WARNING, FAILED, KILLED, CANCELLED" in running_state.json()["message"]
+    assert changed.status_code == 200
+    assert changed.json()["state"]["current"] == "WARNING"
+    assert [h["state"] for h in changed.json()["state"]["histories"]][-2:] == ["FAILED", "WARNING"]
+    assert {run["taskId"]: run["state"]["current"] for run in changed.json()["taskRunList"]}[
+        "boom"
+    ] == "FAILED"
+    logs = api.get(f"logs/{failed['id']}").json()
+    assert any("from FAILED to WARNING" in entry["message"] for entry in logs)
+
+
+def test_change_status_of_a_running_execution_is_refused(api: Api) -> None:
+    # given
+    api.post_yaml("flows", SLOW)
+    execution_id = api.post("executions/company.team/slow").json()["id"]
+    wait_execution(execution_id, "PAUSED")
+    # when
+    response = api.post(f"executions/{execution_id}/actions/change-status?status=SUCCESS")
+    # then
+    assert response.status_code == 409
+    assert api.get(f"executions/{execution_id}").json()["state"]["current"] == "PAUSED"
+
+
+APPROVAL = """
+    id: approval
+    namespace: company.team
+    inputs:
+      - {id: name, type: STRING, defaults: nobody}
+    tasks:
+      - id: gate
+        type: io.kestra.plugin.core.flow.Pause
+        onResume:
+          - {id: reason, type: STRING}
+      - id: after
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ inputs.name }} / {{ outputs.gate.onResume.reason }}"
+"""
+
+
+def test_expressions_in_resume_and_replay_inputs_are_data_not_code(api: Api) -> None:
+    # given
+    api.post_yaml("flows", APPROVAL)
+    execution_id = api.post("executions/company.team/approval").json()["id"]
+    wait_execution(execution_id, "PAUSED")
+    # when: resumed with an expression as the input value
+    resumed = api.post(f"executions/{execution_id}/actions/resume", {"reason": "{{ 6 * 7 }}"})
+    done = finished(execution_id)
+    # then: rendered as text, never evaluated
+    assert resumed.status_code == 204
+    assert done.run("after")["outputs"] == {"value": "nobody / {{ 6 * 7 }}"}
+    # when: replayed from the start with new inputs carrying expressions
+    gate = done.run("gate")
+    replay = api.post(
+        f"executions/{execution_id}/actions/replay?taskRunId={gate['id']}", {"name": "{{ secret('X') }}"}
+    )
+    replayed = replay.json()["id"]
+    wait_execution(replayed, "PAUSED")
+    api.post(f"executions/{replayed}/actions/resume", {"reason": "{% raw %}x"})
+    # then
+    assert finished(replayed).run("after")["outputs"] == {"value": "{{ secret('X') }} / {% raw %}x"}

@@ -188,6 +188,38 @@ outputs:
     assert done.run("call")["outputs"]["state"] == "SUCCESS"
 
 
+def test_subflow_schedule_date_starts_the_child_later(run_flow: RunFlow) -> None:
+    from flows import services
+    from flows.models import Execution
+    from flows.services.variables import parse_iso
+
+    services.ensure_tenant("main")
+    services.save_flow_revision(
+        "main",
+        """
+id: later
+namespace: test.e2e
+tasks:
+  - {id: done, type: io.kestra.plugin.core.debug.Return, format: ok}
+""",
+    )
+    done = run_flow("""
+        id: parent
+        namespace: test.e2e
+        tasks:
+          - id: call
+            type: io.kestra.plugin.core.flow.Subflow
+            namespace: test.e2e
+            flowId: later
+            scheduleDate: "{{ now() | dateAdd(1, 'SECONDS') }}"
+    """)
+    assert done.state == "SUCCESS"
+    child = Execution.objects.get(pk=done.run("call")["outputs"]["executionId"])
+    running = next(item for item in child.histories if item["state"] == "RUNNING")
+    assert child.schedule_date is not None
+    assert parse_iso(running["date"]) >= child.schedule_date
+
+
 def test_pause_with_duration_resumes_by_itself(run_flow: RunFlow) -> None:
     done = run_flow("""
         id: pause

@@ -768,7 +768,7 @@ def _start_subflow(scope: ExecutionScope, row: TaskRun) -> bool:
         namespace = str(scope.evaluate(props.get("namespace"), view, runs))
         flow_id = str(scope.evaluate(props.get("flowId"), view, runs))
         inputs = scope.evaluate(props.get("inputs") or {}, view, runs)
-        labels = _label_pairs(scope.evaluate(props.get("labels") or {}, view, runs))
+        labels = label_pairs(scope.evaluate(props.get("labels") or {}, view, runs))
         if props.get("inheritLabels"):
             labels = [
                 (label["key"], label["value"])
@@ -829,7 +829,7 @@ def _schedule_date(value: Any) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def _label_pairs(labels: Any) -> list[tuple[str, str]]:
+def label_pairs(labels: Any) -> list[tuple[str, str]]:
     from flows.expressions import to_string
 
     if isinstance(labels, dict):

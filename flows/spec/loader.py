@@ -562,6 +562,12 @@ def _check_concurrency(checker: _Checker, doc: MarkedDict) -> ConcurrencySpec | 
     return ConcurrencySpec(limit=limit, behavior=behavior)  # type: ignore[arg-type]
 
 
+WEBHOOK_TRIGGER_TYPES = (
+    "io.kestra.plugin.core.trigger.Webhook",
+    "io.kestra.core.models.triggers.types.Webhook",
+)
+
+
 def _check_triggers(checker: _Checker, doc: MarkedDict) -> tuple[dict[str, Any], ...]:
     items = checker.sequence(doc, "triggers", "")
     if items is None:
@@ -574,7 +580,9 @@ def _check_triggers(checker: _Checker, doc: MarkedDict) -> tuple[dict[str, Any],
         if data is None:
             continue
         trigger_id = checker.identifier(data, "id", path, TASK_ID_PATTERN)
-        checker.string(data, "type", path, required=True)
+        trigger_type = checker.string(data, "type", path, required=True)
+        if trigger_type in WEBHOOK_TRIGGER_TYPES:
+            checker.string(data, "key", path, required=True)
         if trigger_id is not None and trigger_id in seen:
             checker.add(
                 f"{path}.id",

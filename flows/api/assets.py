@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from flows.api.base import YAML_PARSERS, TenantView, paged
 from flows.api.errors import ApiError
 from flows.models import Asset
+from flows.services.access import namespace_tree
 from flows.services.assets import asset_dict, check_asset, save_asset
 
 T = "<str:tenant>"
@@ -52,15 +53,12 @@ class Assets(AssetView):
 
 class AssetSearch(AssetView):
     def get(self, request: Request, tenant: str) -> Response:
-        # tenant-wide assets (no namespace) are visible to every role
-        assets = Asset.objects.filter(tenant_id=tenant).filter(
-            self.access.namespace_filter() | Q(namespace="")
-        )
+        assets = Asset.objects.filter(tenant_id=tenant)
+        if self.access.role == "RESTRICTED":  # its namespaces, and tenant-wide assets (no namespace)
+            assets = assets.filter(self.access.namespace_filter() | Q(namespace=""))
         params = request.query_params
         if params.get("namespace"):
-            assets = assets.filter(
-                Q(namespace=params["namespace"]) | Q(namespace__startswith=params["namespace"] + ".")
-            )
+            assets = assets.filter(namespace_tree(params["namespace"]))
         if params.get("type"):
             assets = assets.filter(type=params["type"])
         if params.get("q"):

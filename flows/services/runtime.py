@@ -18,6 +18,7 @@ from flows.errors import ExpressionError, TaskFailed
 from flows.expressions import Renderer
 from flows.models import LogEntry
 from flows.services import kv as kv_store
+from flows.services.credentials import CredentialError, token_for
 from flows.services.rows import insert_rows
 from flows.services.secrets import find_secret
 from flows.storage import (
@@ -248,7 +249,13 @@ class ExpressionServicesImpl:
         return f"kestra:///{'/'.join(self.namespace.split('.'))}/_files/{path.lstrip('/')}"
 
     def credential(self, name: str) -> str:
-        raise ExpressionError(f"credential('{name}'): credentials are not configured on this server")
+        # The tenant's credential, if the flow's namespace may use it; the token is masked like a secret.
+        try:
+            token = token_for(self.tenant, name, namespace=self.namespace)
+        except CredentialError as error:
+            raise ExpressionError(str(error)) from error
+        self.masker.add(token)
+        return token
 
 
 class RunContextImpl:

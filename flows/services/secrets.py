@@ -86,6 +86,18 @@ def _current_cipher() -> MultiFernet:
     return _cipher(getattr(settings, "BATON_SECRETS_KEY", None), settings.SECRET_KEY)
 
 
+def encrypt_text(value: str) -> str:
+    """`value` encrypted with the newest BATON_SECRETS_KEY, as text to store (other secret material:
+    credentials)."""
+    return _current_cipher().encrypt(value.encode()).decode()
+
+
+def decrypt_text(stored: str) -> str:
+    """The plain text of what `encrypt_text` returned. Raises cryptography's InvalidToken when no
+    configured key decrypts it."""
+    return _current_cipher().decrypt(stored.encode()).decode()
+
+
 def check_key(key: Any) -> str:
     if not isinstance(key, str) or not _KEY.fullmatch(key):
         raise InvalidSecret(

@@ -226,3 +226,30 @@ BATON_API_WAIT_SECONDS = env_float("BATON_API_WAIT_SECONDS", 600.0)
 BATON_API_SEARCH_DAYS = env_int("BATON_API_SEARCH_DAYS", 30)
 # Most executions one bulk action by query applies to.
 BATON_API_BULK_MAX = env_int("BATON_API_BULK_MAX", 10_000)
+# Invitations: days an accept link stays valid, and the public address of this server that links
+# in emails start with (unset: the address the inviting admin's request came to).
+BATON_INVITATION_DAYS = env_int("BATON_INVITATION_DAYS", 7)
+if BATON_INVITATION_DAYS < 1:
+    raise ImproperlyConfigured(f"BATON_INVITATION_DAYS must be >= 1, got {BATON_INVITATION_DAYS}")
+# Email (invitations): Django's SMTP backend, configured from the environment.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "baton@localhost")
+# Passwords chosen when accepting an invitation (and in the admin) are checked by Django's validators.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+BATON_PUBLIC_URL = env_str("BATON_PUBLIC_URL").rstrip("/")
+if BATON_PUBLIC_URL and not BATON_PUBLIC_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(
+        f"BATON_PUBLIC_URL must start with http:// or https://, got {BATON_PUBLIC_URL!r}"
+    )

@@ -496,3 +496,57 @@ class Asset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id}/{self.asset_id}"
+
+
+class Trigger(models.Model):
+    """The state of one trigger of a flow (Kestra's trigger context): when a schedule fires next and
+    last fired, the last evaluation and its error, the operator's disabled flag, the evaluation lock."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    namespace = models.CharField(max_length=300)
+    flow_id = models.CharField(max_length=200)
+    trigger_id = models.CharField(max_length=200)
+    type = models.CharField(max_length=200)
+    config = models.JSONField(default=dict, blank=True)  # what the state was computed from (cron, zone)
+    next_fire = models.DateTimeField(null=True, blank=True)
+    last_fire = models.DateTimeField(null=True, blank=True)
+    last_evaluation = models.DateTimeField(null=True, blank=True)
+    disabled = models.BooleanField(default=False)  # set by an operator; the YAML's `disabled` also counts
+    locked_until = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "namespace", "flow_id", "trigger_id"], name="trigger_unique_per_flow"
+            )
+        ]
+        indexes = [models.Index(fields=["next_fire"], name="trigger_by_next_fire")]
+        ordering = ["tenant_id", "namespace", "flow_id", "trigger_id"]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}.{self.flow_id}:{self.trigger_id}"
+
+
+class TriggerSlot(models.Model):
+    """One fired slot of a schedule: unique, so each slot starts at most one execution even with two
+    beats, a duplicated tick or a backfill over the same dates."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    namespace = models.CharField(max_length=300)
+    flow_id = models.CharField(max_length=200)
+    trigger_id = models.CharField(max_length=200)
+    slot = models.DateTimeField()
+    execution_id = models.CharField(max_length=32, blank=True, default="")
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "namespace", "flow_id", "trigger_id", "slot"], name="trigger_slot_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}.{self.flow_id}:{self.trigger_id} @ {self.slot}"

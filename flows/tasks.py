@@ -49,10 +49,13 @@ PERIODIC_TIME_LIMIT = 300.0
 
 @baton_task(name="baton.tick", queue=EXECUTOR_QUEUE, time_limit=PERIODIC_TIME_LIMIT)
 def tick() -> None:
-    """Sent by celery-beat every second: fire due timers (retries, pauses, sleeps, SLA deadlines)."""
+    """Sent by celery-beat every second: fire due timers (retries, pauses, sleeps, SLA deadlines)
+    and due schedules."""
+    from flows.services.schedules import fire_due
     from flows.services.timers import release_due
 
     release_due()
+    fire_due()
 
 
 @baton_task(name="baton.reap", queue=EXECUTOR_QUEUE, time_limit=PERIODIC_TIME_LIMIT)

@@ -89,6 +89,7 @@ class Ticker:
         from django.db import close_old_connections, connection
         from django.utils import timezone
 
+        from flows.services import schedules
         from flows.services.recovery import reap
         from flows.services.timers import armed, next_due, release_due
 
@@ -98,10 +99,11 @@ class Ticker:
             wait = settings.BATON_TICK_INTERVAL_SECONDS
             try:
                 release_due()
+                schedules.fire_due()
                 if time.monotonic() >= next_reap:
                     reap()
                     next_reap = time.monotonic() + settings.BATON_REAPER_INTERVAL_SECONDS
-                due = next_due()
+                due = min((when for when in (next_due(), schedules.next_due()) if when), default=None)
                 if due is not None:
                     wait = min(wait, max((due - timezone.now()).total_seconds(), 0.0))
             except Exception:  # the ticker outlives a bad pass; the next one tries again

@@ -48,6 +48,7 @@ def save_flow_revision(tenant: str, source: str) -> Flow:
             disabled=spec.disabled,
         )
         FlowRevision.objects.create(flow=flow, revision=1, source=source)
+        _sync_triggers(flow, spec)
         return flow
     if flow.source == source and not flow.deleted:
         return flow
@@ -58,7 +59,14 @@ def save_flow_revision(tenant: str, source: str) -> Flow:
     flow.updated = timezone.now()
     flow.save(update_fields=["revision", "source", "disabled", "deleted", "updated"])
     FlowRevision.objects.create(flow=flow, revision=flow.revision, source=source)
+    _sync_triggers(flow, spec)
     return flow
+
+
+def _sync_triggers(flow: Flow, spec: FlowSpec | None) -> None:
+    from flows.services.schedules import sync_triggers  # schedules start executions: a later layer
+
+    sync_triggers(flow, spec)
 
 
 @transaction.atomic
@@ -67,6 +75,7 @@ def delete_flow(flow: Flow) -> None:
     brings it back as a new revision."""
     Flow.objects.filter(pk=flow.pk).update(deleted=True, updated=timezone.now())
     flow.deleted = True
+    _sync_triggers(flow, None)
 
 
 @functools.lru_cache(maxsize=512)

@@ -32,6 +32,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from flows.errors import FlowValidationError, Violation
+from flows.spec.cron import CronError, parse_cron
 from flows.spec.durations import parse_duration
 from flows.spec.marked_yaml import Mark, MarkedDict, MarkedList, load_marked, plain
 from flows.spec.model import (
@@ -568,6 +569,38 @@ WEBHOOK_TRIGGER_TYPES = (
 )
 
 
+SCHEDULE_TRIGGER_TYPES = (
+    "io.kestra.plugin.core.trigger.Schedule",
+    "io.kestra.core.models.triggers.types.Schedule",
+)
+RECOVER_MISSED = ("ALL", "LAST", "NONE")
+
+
+def _check_schedule(checker: _Checker, data: MarkedDict, path: str) -> None:
+    cron = checker.string(data, "cron", path, required=True)
+    timezone = checker.string(data, "timezone", path)
+    with_seconds = checker.boolean(data, "withSeconds", path)
+    if cron is not None:
+        try:
+            parse_cron(cron, timezone, with_seconds)
+        except CronError as error:
+            field = "timezone" if "time zone" in str(error) else "cron"
+            checker.add(_join(path, field), str(error), data.mark_of(field))
+    recover = checker.string(data, "recoverMissedSchedules", path)
+    if recover is not None and recover not in RECOVER_MISSED:
+        checker.add(
+            _join(path, "recoverMissedSchedules"),
+            f"must be one of {', '.join(RECOVER_MISSED)}, got {recover!r}",
+            data.mark_of("recoverMissedSchedules"),
+        )
+    delay = checker.string(data, "lateMaximumDelay", path)
+    if delay is not None:
+        try:
+            parse_duration(delay)
+        except ValueError as error:
+            checker.add(_join(path, "lateMaximumDelay"), str(error), data.mark_of("lateMaximumDelay"))
+
+
 def _check_triggers(checker: _Checker, doc: MarkedDict) -> tuple[dict[str, Any], ...]:
     items = checker.sequence(doc, "triggers", "")
     if items is None:
@@ -583,6 +616,8 @@ def _check_triggers(checker: _Checker, doc: MarkedDict) -> tuple[dict[str, Any],
         trigger_type = checker.string(data, "type", path, required=True)
         if trigger_type in WEBHOOK_TRIGGER_TYPES:
             checker.string(data, "key", path, required=True)
+        elif trigger_type in SCHEDULE_TRIGGER_TYPES:
+            _check_schedule(checker, data, path)
         if trigger_id is not None and trigger_id in seen:
             checker.add(
                 f"{path}.id",

@@ -353,6 +353,7 @@ def violations(source: str, registry: FakeRegistry) -> list[Violation]:
             [
                 Violation("labels.team", "label value must not be null", 4, 3),
                 Violation("triggers[0].id", "missing required property", 6, 5),
+                Violation("triggers[0].cron", "missing required property", 6, 5),
             ],
             id="labels-and-triggers",
         ),

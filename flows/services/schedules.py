@@ -1,0 +1,226 @@
+"""Schedule triggers (`io.kestra.plugin.core.trigger.Schedule`): fire times kept in `Trigger` rows,
+fired by the tick.
+
+Saving a flow revision reschedules its schedules at once (`sync_triggers`); deleting or disabling
+the flow, or the trigger, stops them. The tick (`fire_due`) takes each due row under a row lock that
+other ticks skip, records every slot in `TriggerSlot` (unique: a slot starts one execution at most,
+whatever the number of beats or ticks), and starts the execution with `trigger.date`, `trigger.next`
+and `trigger.previous`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from flows.errors import BatonError
+from flows.expressions import is_truthy
+from flows.models import Flow, Trigger, TriggerSlot
+from flows.services.executions import label_pairs, start_execution
+from flows.services.flows import spec_of_source
+from flows.services.runtime import ExpressionServicesImpl, Masker, renderer
+from flows.services.timers import armed
+from flows.services.variables import iso
+from flows.spec.cron import Cron, parse_cron
+from flows.spec.durations import parse_duration
+from flows.spec.loader import SCHEDULE_TRIGGER_TYPES
+from flows.spec.model import FlowSpec
+
+logger = logging.getLogger(__name__)
+
+EXPRESSION_CONDITIONS = frozenset(
+    {
+        "io.kestra.plugin.core.condition.Expression",
+        "io.kestra.plugin.core.condition.ExpressionCondition",
+        "io.kestra.core.models.conditions.types.VariableCondition",
+    }
+)
+BATCH = 200  # due rows taken per tick
+_EPSILON = timedelta(microseconds=1)
+
+
+class ScheduleError(BatonError):
+    code = "schedule_error"
+    http_status = 422
+
+
+def cron_of(trigger: Mapping[str, Any]) -> Cron:
+    return parse_cron(str(trigger["cron"]), trigger.get("timezone"), trigger.get("withSeconds"))
+
+
+def _config(trigger: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: trigger.get(key) for key in ("cron", "timezone", "withSeconds")}
+
+
+def sync_triggers(flow: Flow, spec: FlowSpec | None, now: datetime | None = None) -> None:
+    """Bring the flow's trigger rows in line with its current definition (None: the flow is gone).
+    A new or changed schedule gets its next fire time from now; an unchanged one keeps its state."""
+    now = now or timezone.now()
+    rows = Trigger.objects.filter(tenant_id=flow.tenant_id, namespace=flow.namespace, flow_id=flow.flow_id)
+    schedules = {}
+    if spec is not None and not flow.deleted:
+        schedules = {t["id"]: t for t in spec.triggers if t.get("type") in SCHEDULE_TRIGGER_TYPES}
+    rows.exclude(trigger_id__in=list(schedules)).delete()
+    existing = {row.trigger_id: row for row in rows}
+    for trigger_id, trigger in schedules.items():
+        row = existing.get(trigger_id)
+        config = _config(trigger)
+        if row is not None and row.config == config and row.type == trigger["type"]:
+            continue
+        next_fire = cron_of(trigger).next_after(now)
+        if row is None:
+            Trigger.objects.create(
+                tenant_id=flow.tenant_id,
+                namespace=flow.namespace,
+                flow_id=flow.flow_id,
+                trigger_id=trigger_id,
+                type=trigger["type"],
+                config=config,
+                next_fire=next_fire,
+            )
+        else:
+            rows.filter(pk=row.pk).update(
+                type=trigger["type"], config=config, next_fire=next_fire, updated=now
+            )
+    if schedules:
+        transaction.on_commit(armed.set)  # the embedded ticker re-plans its sleep
+
+
+def next_due() -> datetime | None:
+    return (
+        Trigger.objects.filter(disabled=False, next_fire__isnull=False)
+        .order_by("next_fire")
+        .values_list("next_fire", flat=True)
+        .first()
+    )
+
+
+def fire_due(now: datetime | None = None) -> int:
+    """Fire the schedules due by `now`; returns how many executions started. Safe in several processes."""
+    now = now or timezone.now()
+    ids = list(
+        Trigger.objects.filter(disabled=False, next_fire__lte=now)
+        .order_by("next_fire")
+        .values_list("id", flat=True)[:BATCH]
+    )
+    started = 0
+    for trigger_pk in ids:
+        try:
+            started += _fire(trigger_pk, now)
+        except BatonError as error:  # recorded on the row; the schedule goes on with its next slot
+            logger.warning("trigger %s: %s", trigger_pk, error)
+    return started
+
+
+def _fire(trigger_pk: int, now: datetime) -> int:
+    with transaction.atomic():
+        row = Trigger.objects.select_for_update(skip_locked=True).filter(pk=trigger_pk).first()
+        if row is None or row.disabled or row.next_fire is None or row.next_fire > now:
+            return 0  # another tick has it, or it changed meanwhile
+        flow = (
+            Flow.objects.filter(
+                tenant_id=row.tenant_id, namespace=row.namespace, flow_id=row.flow_id, deleted=False
+            )
+            .only("tenant_id", "namespace", "flow_id", "source", "disabled", "revision")
+            .first()
+        )
+        spec = spec_of_source(flow.source) if flow is not None else None
+        trigger = next((t for t in spec.triggers if t["id"] == row.trigger_id), None) if spec else None
+        if (
+            flow is None
+            or spec is None
+            or trigger is None
+            or trigger.get("type") not in SCHEDULE_TRIGGER_TYPES
+        ):
+            row.delete()
+            return 0
+        cron = cron_of(trigger)
+        slots = [row.next_fire, *cron.fires_between(row.next_fire, now)]
+        row.next_fire = cron.next_after(now)
+        row.last_evaluation = now
+        row.updated = now
+        started = 0
+        error = ""
+        if not (flow.disabled or spec.disabled or trigger.get("disabled") is True):
+            for slot in _to_fire(slots, trigger, now):
+                try:
+                    started += _start_slot(flow, spec, trigger, cron, slot)
+                except BatonError as failure:
+                    error = f"slot {iso(slot)}: {failure}"
+                row.last_fire = slot
+        row.error = error
+        row.save(update_fields=["next_fire", "last_fire", "last_evaluation", "updated", "error"])
+    return started
+
+
+def _to_fire(slots: list[datetime], trigger: Mapping[str, Any], now: datetime) -> list[datetime]:
+    """The due slots to start, after `recoverMissedSchedules` and `lateMaximumDelay`."""
+    late = trigger.get("lateMaximumDelay")
+    if late:
+        limit = parse_duration(late)
+        slots = [slot for slot in slots if now - slot <= limit]
+    recover = trigger.get("recoverMissedSchedules") or "ALL"
+    if recover == "LAST":
+        return slots[-1:]
+    if recover == "NONE":  # only a slot due since the last tick or so, never a missed one
+        return [slot for slot in slots[-1:] if (now - slot).total_seconds() <= 60]
+    return slots
+
+
+def _start_slot(flow: Flow, spec: FlowSpec, trigger: Mapping[str, Any], cron: Cron, slot: datetime) -> int:
+    """Start the execution of one slot, once: 0 when it already fired or a condition does not hold."""
+    variables = {
+        "date": iso(slot),
+        "next": iso(cron.next_after(slot)),
+        "previous": iso(cron.previous_before(slot - _EPSILON)),
+    }
+    try:
+        with transaction.atomic():
+            TriggerSlot.objects.create(
+                tenant_id=flow.tenant_id,
+                namespace=flow.namespace,
+                flow_id=flow.flow_id,
+                trigger_id=trigger["id"],
+                slot=slot,
+            )
+    except IntegrityError:
+        return 0  # fired already (another beat, a duplicated tick or a backfill)
+    context = {
+        "flow": {
+            "id": spec.id,
+            "namespace": spec.namespace,
+            "revision": flow.revision,
+            "tenantId": flow.tenant_id,
+        },
+        "trigger": variables,
+    }
+    services = ExpressionServicesImpl(
+        tenant=flow.tenant_id, namespace=flow.namespace, execution_id="", masker=Masker()
+    )
+    for condition in trigger.get("conditions") or []:
+        if condition.get("type") not in EXPRESSION_CONDITIONS:
+            raise ScheduleError(f"condition type `{condition.get('type')}` is not supported on schedules yet")
+        if not is_truthy(renderer.render_typed(condition.get("expression"), context, services)):
+            return 0
+    inputs = renderer.render_typed(trigger.get("inputs") or {}, context, services)
+    execution = start_execution(
+        tenant=flow.tenant_id,
+        namespace=flow.namespace,
+        flow_id=flow.flow_id,
+        inputs=inputs if isinstance(inputs, dict) else {},
+        labels=label_pairs(trigger.get("labels") or {}),
+        trigger={"id": trigger["id"], "type": trigger["type"], "variables": variables},
+    )
+    TriggerSlot.objects.filter(
+        tenant_id=flow.tenant_id,
+        namespace=flow.namespace,
+        flow_id=flow.flow_id,
+        trigger_id=trigger["id"],
+        slot=slot,
+    ).update(execution_id=execution.id)
+    return 1

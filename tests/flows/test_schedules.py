@@ -1,0 +1,178 @@
+"""Schedule triggers: trigger state kept in step with flow revisions, each slot fired once, missed
+slots recovered as asked, and a real tick starting executions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from flows import services
+from flows.models import Execution, Flow, Trigger, TriggerSlot
+from flows.services.flows import delete_flow
+from flows.services.schedules import fire_due
+from tests.fixtures.executions import finished
+from tests.fixtures.waiting import wait_until
+
+pytestmark = pytest.mark.usefixtures("worker", "transactional_db")
+
+YEARLY = """
+id: yearly
+namespace: company.team
+inputs:
+  - {id: day, type: STRING, defaults: none}
+tasks:
+  - {id: when, type: io.kestra.plugin.core.debug.Return, format: "{{ inputs.day }} {{ trigger.date }}"}
+triggers:
+  - id: every_year
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "0 0 1 1 *"
+    timezone: Europe/Paris
+    inputs: {day: "{{ trigger.date | date('yyyy') }}"}
+    labels: {origin: schedule}
+"""
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+def save(source: str) -> None:
+    services.ensure_tenant("main")
+    services.save_flow_revision("main", source)
+
+
+def state(trigger_id: str = "every_year") -> Trigger:
+    return Trigger.objects.get(tenant_id="main", flow_id="yearly", trigger_id=trigger_id)
+
+
+def executions() -> list[Execution]:
+    return list(Execution.objects.filter(flow_id="yearly").order_by("start_date"))
+
+
+def test_saving_a_flow_schedules_it_and_each_slot_fires_once() -> None:
+    # given
+    save(YEARLY)
+    next_fire = state().next_fire
+    # when: the tick passes the slot, twice
+    first = fire_due(now=utc(2027, 1, 1, 0, 0, 30))
+    second = fire_due(now=utc(2027, 1, 1, 0, 0, 31))
+    # then: midnight in Paris, fired once, with its trigger variables
+    assert next_fire.month == 12 and next_fire.day == 31 and next_fire.hour == 23  # New Year in Paris
+    assert (first, second) == (1, 0)
+    (execution,) = executions()
+    assert execution.trigger["variables"] == {
+        "date": "2026-12-31T23:00:00Z",
+        "next": "2027-12-31T23:00:00Z",
+        "previous": "2025-12-31T23:00:00Z",
+    }
+    assert {"key": "origin", "value": "schedule"} in execution.labels
+    assert finished(execution.id).run("when")["outputs"] == {"value": "2026 2026-12-31T23:00:00Z"}
+    row = state()
+    assert row.last_fire == utc(2026, 12, 31, 23)
+    assert row.next_fire == utc(2027, 12, 31, 23)
+
+
+def test_a_slot_fires_once_even_when_a_second_beat_replays_it() -> None:
+    # given: fired once
+    save(YEARLY)
+    slot = state().next_fire
+    fire_due(now=slot)
+    # when: another beat that read the old state fires the same slot again
+    Trigger.objects.filter(pk=state().pk).update(next_fire=slot)
+    again = fire_due(now=slot)
+    # then
+    assert again == 0
+    assert len(executions()) == 1
+    assert TriggerSlot.objects.filter(slot=slot).count() == 1
+
+
+@pytest.mark.parametrize(("recover", "expected"), [("ALL", 4), ("LAST", 1), ("NONE", 0)])
+def test_missed_slots_are_recovered_as_asked(recover: str, expected: int) -> None:
+    # given: four New Years passed while nothing ran
+    save(YEARLY.replace("    labels:", f"    recoverMissedSchedules: {recover}\n    labels:"))
+    # when
+    started = fire_due(now=utc(2030, 1, 2))
+    # then
+    assert started == expected
+    years = sorted(e.trigger["variables"]["date"][:4] for e in executions())
+    assert years == ["2026", "2027", "2028", "2029"][4 - expected :]
+    assert state().next_fire == utc(2030, 12, 31, 23)
+
+
+def test_late_maximum_delay_skips_slots_fired_too_late() -> None:
+    # given
+    save(YEARLY.replace("    labels:", "    lateMaximumDelay: P2D\n    labels:"))
+    # when: the tick comes one day late, then a slot three days late
+    on_time = fire_due(now=utc(2027, 1, 2))
+    Trigger.objects.filter(pk=state().pk).update(next_fire=utc(2027, 12, 31, 23))
+    too_late = fire_due(now=utc(2028, 1, 4))
+    # then
+    assert (on_time, too_late) == (1, 0)
+
+
+def test_a_new_revision_reschedules_and_deleting_the_flow_stops_it() -> None:
+    # given
+    save(YEARLY)
+    before = state().next_fire
+    # when: the cron changes
+    save(YEARLY.replace('cron: "0 0 1 1 *"', 'cron: "0 0 1 6 *"'))
+    moved = state().next_fire
+    # then
+    assert before.month == 12 and moved.month in (5, 6)  # June 1st, midnight in Paris
+    # when: the flow is deleted
+    delete_flow(Flow.objects.get(flow_id="yearly"))
+    # then
+    assert not Trigger.objects.filter(flow_id="yearly").exists()
+    assert fire_due(now=utc(2031, 1, 1)) == 0
+
+
+def test_a_disabled_trigger_or_flow_starts_nothing_but_moves_on() -> None:
+    # given
+    save(YEARLY.replace("    labels:", "    disabled: true\n    labels:"))
+    # when
+    started = fire_due(now=utc(2027, 1, 2))
+    # then
+    assert started == 0
+    assert executions() == []
+    assert state().next_fire == utc(2027, 12, 31, 23)
+
+
+def test_an_expression_condition_decides_on_the_slot() -> None:
+    # given: only even years
+    save(
+        YEARLY.replace(
+            "    labels:",
+            "    conditions:\n"
+            "      - type: io.kestra.plugin.core.condition.Expression\n"
+            "        expression: \"{{ (trigger.date | date('yyyy') | number) % 2 == 0 }}\"\n"
+            "    labels:",
+        )
+    )
+    # when
+    fire_due(now=utc(2030, 1, 2))
+    # then
+    assert sorted(e.trigger["variables"]["date"][:4] for e in executions()) == ["2026", "2028"]
+
+
+def test_the_tick_starts_a_schedule_every_second() -> None:
+    # given: a schedule with seconds, on the real clock
+    save(
+        """
+id: yearly
+namespace: company.team
+tasks:
+  - {id: when, type: io.kestra.plugin.core.debug.Return, format: "{{ trigger.date }}"}
+triggers:
+  - id: every_second
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "* * * * * *"
+    withSeconds: true
+"""
+    )
+    # when: the embedded ticker or celery-beat's tick runs
+    first = wait_until(lambda: executions(), timeout=30, message="a scheduled execution")[0]
+    # then
+    assert first.trigger["id"] == "every_second"
+    assert finished(first.id).state == "SUCCESS"
+    delete_flow(Flow.objects.get(flow_id="yearly"))  # stop it

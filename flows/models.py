@@ -514,6 +514,8 @@ class Trigger(models.Model):
     disabled = models.BooleanField(default=False)  # set by an operator; the YAML's `disabled` also counts
     locked_until = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    # a running backfill: {"start", "end", "currentDate", "inputs", "labels", "paused"} (dates in UTC)
+    backfill = models.JSONField(null=True, blank=True)
     updated = models.DateTimeField(default=timezone.now)
 
     class Meta:

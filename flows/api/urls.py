@@ -61,4 +61,5 @@ urlpatterns = [
     path("", include("flows.api.namespaces")),
     path("", include("flows.api.credentials")),
     path("", include("flows.api.assets")),
+    path("", include("flows.api.triggers")),
 ]

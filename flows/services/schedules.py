@@ -25,7 +25,7 @@ from flows.services.executions import label_pairs, start_execution
 from flows.services.flows import spec_of_source
 from flows.services.runtime import ExpressionServicesImpl, Masker, renderer
 from flows.services.timers import armed
-from flows.services.variables import iso
+from flows.services.variables import iso, parse_iso
 from flows.spec.cron import Cron, parse_cron
 from flows.spec.durations import parse_duration
 from flows.spec.loader import SCHEDULE_TRIGGER_TYPES
@@ -108,12 +108,15 @@ def fire_due(now: datetime | None = None) -> int:
         .order_by("next_fire")
         .values_list("id", flat=True)[:BATCH]
     )
+    backfills = list(Trigger.objects.filter(backfill__isnull=False).values_list("id", flat=True)[:BATCH])
     started = 0
     for trigger_pk in ids:
         try:
             started += _fire(trigger_pk, now)
         except BatonError as error:  # recorded on the row; the schedule goes on with its next slot
             logger.warning("trigger %s: %s", trigger_pk, error)
+    for trigger_pk in backfills:
+        started += _advance_backfill(trigger_pk, now)
     return started
 
 
@@ -122,23 +125,11 @@ def _fire(trigger_pk: int, now: datetime) -> int:
         row = Trigger.objects.select_for_update(skip_locked=True).filter(pk=trigger_pk).first()
         if row is None or row.disabled or row.next_fire is None or row.next_fire > now:
             return 0  # another tick has it, or it changed meanwhile
-        flow = (
-            Flow.objects.filter(
-                tenant_id=row.tenant_id, namespace=row.namespace, flow_id=row.flow_id, deleted=False
-            )
-            .only("tenant_id", "namespace", "flow_id", "source", "disabled", "revision")
-            .first()
-        )
-        spec = spec_of_source(flow.source) if flow is not None else None
-        trigger = next((t for t in spec.triggers if t["id"] == row.trigger_id), None) if spec else None
-        if (
-            flow is None
-            or spec is None
-            or trigger is None
-            or trigger.get("type") not in SCHEDULE_TRIGGER_TYPES
-        ):
+        found = _definition(row)
+        if found is None:
             row.delete()
             return 0
+        flow, spec, trigger = found
         cron = cron_of(trigger)
         slots = [row.next_fire, *cron.fires_between(row.next_fire, now)]
         row.next_fire = cron.next_after(now)
@@ -158,6 +149,24 @@ def _fire(trigger_pk: int, now: datetime) -> int:
     return started
 
 
+def _definition(row: Trigger) -> tuple[Flow, FlowSpec, Mapping[str, Any]] | None:
+    """The flow, its definition and the schedule of a trigger row; None when they are gone."""
+    flow = (
+        Flow.objects.filter(
+            tenant_id=row.tenant_id, namespace=row.namespace, flow_id=row.flow_id, deleted=False
+        )
+        .only("tenant_id", "namespace", "flow_id", "source", "disabled", "revision")
+        .first()
+    )
+    if flow is None:
+        return None
+    spec = spec_of_source(flow.source)
+    trigger = next((t for t in spec.triggers if t["id"] == row.trigger_id), None)
+    if trigger is None or trigger.get("type") not in SCHEDULE_TRIGGER_TYPES:
+        return None
+    return flow, spec, trigger
+
+
 def _to_fire(slots: list[datetime], trigger: Mapping[str, Any], now: datetime) -> list[datetime]:
     """The due slots to start, after `recoverMissedSchedules` and `lateMaximumDelay`."""
     late = trigger.get("lateMaximumDelay")
@@ -172,7 +181,14 @@ def _to_fire(slots: list[datetime], trigger: Mapping[str, Any], now: datetime) -
     return slots
 
 
-def _start_slot(flow: Flow, spec: FlowSpec, trigger: Mapping[str, Any], cron: Cron, slot: datetime) -> int:
+def _start_slot(
+    flow: Flow,
+    spec: FlowSpec,
+    trigger: Mapping[str, Any],
+    cron: Cron,
+    slot: datetime,
+    backfill: Mapping[str, Any] | None = None,
+) -> int:
     """Start the execution of one slot, once: 0 when it already fired or a condition does not hold."""
     variables = {
         "date": iso(slot),
@@ -208,12 +224,16 @@ def _start_slot(flow: Flow, spec: FlowSpec, trigger: Mapping[str, Any], cron: Cr
         if not is_truthy(renderer.render_typed(condition.get("expression"), context, services)):
             return 0
     inputs = renderer.render_typed(trigger.get("inputs") or {}, context, services)
+    labels = label_pairs(trigger.get("labels") or {})
+    if backfill is not None:  # a backfill's inputs and labels win over the trigger's
+        inputs = {**(inputs if isinstance(inputs, dict) else {}), **(backfill.get("inputs") or {})}
+        labels = [*labels, *label_pairs(backfill.get("labels") or {}), ("system.backfill", "true")]
     execution = start_execution(
         tenant=flow.tenant_id,
         namespace=flow.namespace,
         flow_id=flow.flow_id,
         inputs=inputs if isinstance(inputs, dict) else {},
-        labels=label_pairs(trigger.get("labels") or {}),
+        labels=labels,
         trigger={"id": trigger["id"], "type": trigger["type"], "variables": variables},
     )
     TriggerSlot.objects.filter(
@@ -224,3 +244,121 @@ def _start_slot(flow: Flow, spec: FlowSpec, trigger: Mapping[str, Any], cron: Cr
         slot=slot,
     ).update(execution_id=execution.id)
     return 1
+
+
+# ---------------------------------------------------------------------------------------------- operators
+
+
+class TriggerNotFound(BatonError):
+    code = "trigger_not_found"
+    http_status = 404
+
+
+def set_disabled(row: Trigger, disabled: bool, now: datetime | None = None) -> Trigger:
+    """Disable or enable a trigger. Enabling does not replay the slots missed meanwhile: the schedule
+    goes on with its next upcoming slot (a backfill replays them on request)."""
+    now = now or timezone.now()
+    row.disabled = disabled
+    row.updated = now
+    if not disabled:
+        found = _definition(row)
+        if found is not None:
+            row.next_fire = cron_of(found[2]).next_after(now)
+        transaction.on_commit(armed.set)
+    row.save(update_fields=["disabled", "next_fire", "updated"])
+    return row
+
+
+def unlock(row: Trigger, now: datetime | None = None) -> Trigger:
+    """Release a stuck trigger: drop its evaluation lock and error, and give a schedule a next slot."""
+    now = now or timezone.now()
+    found = _definition(row)
+    row.locked_until = None
+    row.error = ""
+    if row.next_fire is None and found is not None:
+        row.next_fire = cron_of(found[2]).next_after(now)
+    row.updated = now
+    row.save(update_fields=["locked_until", "error", "next_fire", "updated"])
+    return row
+
+
+def create_backfill(
+    row: Trigger,
+    start: datetime,
+    end: datetime | None,
+    inputs: Mapping[str, Any] | None = None,
+    labels: Any = None,
+    now: datetime | None = None,
+) -> Trigger:
+    """Start one execution per slot in [start, end] (end: now when None), skipping slots that
+    already have one. The live schedule (`next_fire`) does not move."""
+    now = now or timezone.now()
+    end = min(end or now, now)
+    if start >= end:
+        raise ScheduleError("the backfill's start must be before its end, and in the past")
+    if row.backfill is not None:
+        raise ScheduleError("this trigger already has a backfill: delete it first")
+    row.backfill = {
+        "start": iso(start),
+        "end": iso(end),
+        "currentDate": iso(start),
+        "inputs": dict(inputs or {}),
+        "labels": labels or {},
+        "paused": False,
+    }
+    row.updated = now
+    row.save(update_fields=["backfill", "updated"])
+    transaction.on_commit(armed.set)
+    return row
+
+
+def pause_backfill(row: Trigger, paused: bool) -> Trigger:
+    if row.backfill is None:
+        raise TriggerNotFound(f"trigger `{row.trigger_id}` has no backfill")
+    row.backfill = {**row.backfill, "paused": paused}
+    row.save(update_fields=["backfill"])
+    if not paused:
+        transaction.on_commit(armed.set)
+    return row
+
+
+def delete_backfill(row: Trigger) -> Trigger:
+    if row.backfill is None:
+        raise TriggerNotFound(f"trigger `{row.trigger_id}` has no backfill")
+    row.backfill = None
+    row.save(update_fields=["backfill"])
+    return row
+
+
+def _advance_backfill(trigger_pk: int, now: datetime) -> int:
+    """Start the next batch of a backfill's slots; the backfill ends after its last slot."""
+    with transaction.atomic():
+        row = Trigger.objects.select_for_update(skip_locked=True).filter(pk=trigger_pk).first()
+        if row is None or row.backfill is None or row.backfill.get("paused"):
+            return 0
+        found = _definition(row)
+        if found is None:
+            row.delete()
+            return 0
+        flow, spec, trigger = found
+        cron = cron_of(trigger)
+        backfill = row.backfill
+        current, end = parse_iso(backfill["currentDate"]), parse_iso(backfill["end"])
+        slots: list[datetime] = []
+        if backfill["currentDate"] == backfill["start"] and cron.previous_before(current) == current:
+            slots.append(current)  # the start is itself a slot
+        for slot in cron.fires_between(current, end):
+            if len(slots) >= BATCH:
+                break
+            slots.append(slot)
+        started = 0
+        for slot in slots:
+            try:
+                started += _start_slot(flow, spec, trigger, cron, slot, backfill=backfill)
+            except BatonError as failure:
+                row.error = f"backfill slot {iso(slot)}: {failure}"
+        done = not slots or slots[-1] >= end or len(slots) < BATCH
+        row.backfill = None if done else {**backfill, "currentDate": iso(slots[-1])}
+        row.updated = now
+        row.save(update_fields=["backfill", "error", "updated"])
+    return started

@@ -718,6 +718,9 @@ def _finish(scope: ExecutionScope, state: State, now: Any, held_slot: bool | Non
         from flows.tasks import send_complete_subflow
 
         transaction.on_commit(partial(send_complete_subflow, execution.id))
+    from flows.services.flowtriggers import on_execution_end
+
+    on_execution_end(execution)
 
 
 def _violate_sla(scope: ExecutionScope, sla: Any, state: State) -> State:

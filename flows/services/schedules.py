@@ -58,21 +58,23 @@ def _config(trigger: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def sync_triggers(flow: Flow, spec: FlowSpec | None, now: datetime | None = None) -> None:
-    """Bring the flow's trigger rows in line with its current definition (None: the flow is gone).
-    A new or changed schedule gets its next fire time from now; an unchanged one keeps its state."""
+    """Bring the flow's trigger rows (one per trigger, any type) in line with its current definition
+    (None: the flow is gone). A new or changed schedule gets its next fire time from now; an
+    unchanged one keeps its state."""
     now = now or timezone.now()
     rows = Trigger.objects.filter(tenant_id=flow.tenant_id, namespace=flow.namespace, flow_id=flow.flow_id)
-    schedules = {}
+    triggers = {}
     if spec is not None and not flow.deleted:
-        schedules = {t["id"]: t for t in spec.triggers if t.get("type") in SCHEDULE_TRIGGER_TYPES}
-    rows.exclude(trigger_id__in=list(schedules)).delete()
+        triggers = {t["id"]: t for t in spec.triggers}
+    rows.exclude(trigger_id__in=list(triggers)).delete()
     existing = {row.trigger_id: row for row in rows}
-    for trigger_id, trigger in schedules.items():
+    for trigger_id, trigger in triggers.items():
         row = existing.get(trigger_id)
-        config = _config(trigger)
+        schedule = trigger.get("type") in SCHEDULE_TRIGGER_TYPES
+        config = _config(trigger) if schedule else {}
         if row is not None and row.config == config and row.type == trigger["type"]:
             continue
-        next_fire = cron_of(trigger).next_after(now)
+        next_fire = cron_of(trigger).next_after(now) if schedule else None
         if row is None:
             Trigger.objects.create(
                 tenant_id=flow.tenant_id,
@@ -87,7 +89,7 @@ def sync_triggers(flow: Flow, spec: FlowSpec | None, now: datetime | None = None
             rows.filter(pk=row.pk).update(
                 type=trigger["type"], config=config, next_fire=next_fire, updated=now
             )
-    if schedules:
+    if any(t.get("type") in SCHEDULE_TRIGGER_TYPES for t in triggers.values()):
         transaction.on_commit(armed.set)  # the embedded ticker re-plans its sleep
 
 

@@ -1,0 +1,143 @@
+"""Flow triggers (`io.kestra.plugin.core.trigger.Flow`): when an execution ends, start the flows
+whose Flow trigger matches it (its `states` and `conditions`).
+
+Evaluated in the transaction that ends the execution, from the tenant's trigger rows (one indexed
+query), so a downstream execution starts exactly when its upstream end is committed. A flow never
+triggers itself. Flow triggers see every namespace of their tenant; conditions narrow them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import transaction
+
+from flows.engine.states import TERMINAL_STATES
+from flows.errors import BatonError
+from flows.expressions import is_truthy
+from flows.models import Execution, Flow, Trigger
+from flows.services.flows import spec_of_source
+from flows.services.runtime import ExpressionServicesImpl, Masker, renderer
+from flows.spec.namespaces import within
+
+logger = logging.getLogger(__name__)
+
+FLOW_TRIGGER_TYPES = ("io.kestra.plugin.core.trigger.Flow", "io.kestra.core.models.triggers.types.Flow")
+_DEFAULT_STATES = {state.value for state in TERMINAL_STATES}
+
+
+def _kind(condition: Mapping[str, Any]) -> str:
+    """`io.kestra.plugin.core.condition.ExecutionFlow` and its legacy `...ExecutionFlowCondition`."""
+    return str(condition.get("type", "")).rsplit(".", 1)[-1].removesuffix("Condition")
+
+
+def on_execution_end(execution: Execution) -> None:
+    """Start every flow whose Flow trigger matches this ended execution."""
+    rows = list(
+        Trigger.objects.filter(tenant_id=execution.tenant_id, type__in=FLOW_TRIGGER_TYPES, disabled=False)
+        .exclude(namespace=execution.namespace, flow_id=execution.flow_id)
+        .values_list("pk", "namespace", "flow_id", "trigger_id")
+    )
+    for pk, namespace, flow_id, trigger_id in rows:
+        try:
+            with transaction.atomic():
+                _evaluate(execution, namespace, flow_id, trigger_id)
+        except BatonError as error:  # the upstream execution's end stands; the row says what failed
+            Trigger.objects.filter(pk=pk).update(error=f"after execution {execution.id}: {error}")
+            logger.warning("flow trigger %s.%s:%s: %s", namespace, flow_id, trigger_id, error)
+
+
+def _evaluate(execution: Execution, namespace: str, flow_id: str, trigger_id: str) -> None:
+    from flows.services.executions import label_pairs, start_execution
+
+    flow = (
+        Flow.objects.filter(
+            tenant_id=execution.tenant_id, namespace=namespace, flow_id=flow_id, deleted=False
+        )
+        .only("source", "disabled", "revision")
+        .first()
+    )
+    if flow is None or flow.disabled:
+        return
+    spec = spec_of_source(flow.source)
+    trigger = next((t for t in spec.triggers if t["id"] == trigger_id), None)
+    if trigger is None or trigger.get("disabled") is True or spec.disabled:
+        return
+    states = set(trigger.get("states") or _DEFAULT_STATES)
+    if execution.state not in states:
+        return
+    variables = {
+        "executionId": execution.id,
+        "namespace": execution.namespace,
+        "flowId": execution.flow_id,
+        "flowRevision": execution.flow_revision,
+        "state": execution.state,
+        "labels": {label["key"]: label["value"] for label in execution.labels},
+        "outputs": execution.outputs or {},
+    }
+    context = {
+        "flow": {
+            "id": spec.id,
+            "namespace": spec.namespace,
+            "revision": flow.revision,
+            "tenantId": execution.tenant_id,
+        },
+        "trigger": variables,
+    }
+    services = ExpressionServicesImpl(
+        tenant=execution.tenant_id, namespace=namespace, execution_id="", masker=Masker()
+    )
+    if not all(
+        _holds(condition, execution, context, services) for condition in trigger.get("conditions") or []
+    ):
+        return
+    inputs = renderer.render_typed(trigger.get("inputs") or {}, context, services)
+    start_execution(
+        tenant=execution.tenant_id,
+        namespace=namespace,
+        flow_id=flow_id,
+        inputs=inputs if isinstance(inputs, dict) else {},
+        labels=label_pairs(trigger.get("labels") or {}),
+        trigger={"id": trigger_id, "type": trigger["type"], "variables": variables},
+    )
+
+
+class UnsupportedCondition(BatonError):
+    code = "unsupported_condition"
+    http_status = 422
+
+
+def _holds(
+    condition: Mapping[str, Any],
+    execution: Execution,
+    context: Mapping[str, Any],
+    services: ExpressionServicesImpl,
+) -> bool:
+    kind = _kind(condition)
+    if kind == "ExecutionFlow":
+        return execution.namespace == condition.get("namespace") and execution.flow_id == condition.get(
+            "flowId"
+        )
+    if kind == "ExecutionNamespace":
+        wanted = str(condition.get("namespace", ""))
+        comparison = str(condition.get("comparison") or ("PREFIX" if condition.get("prefix") else "EQUALS"))
+        if comparison == "PREFIX":
+            return within(execution.namespace, wanted) or execution.namespace.startswith(wanted)
+        if comparison == "SUFFIX":
+            return execution.namespace.endswith(wanted)
+        return execution.namespace == wanted
+    if kind == "ExecutionStatus":
+        allowed, refused = condition.get("in"), condition.get("notIn")
+        return (not allowed or execution.state in allowed) and (not refused or execution.state not in refused)
+    if kind == "ExecutionLabels":
+        wanted = condition.get("labels") or {}
+        pairs = wanted.items() if isinstance(wanted, Mapping) else ((i["key"], i["value"]) for i in wanted)
+        have = {label["key"]: label["value"] for label in execution.labels}
+        return all(have.get(str(key)) == str(value) for key, value in pairs)
+    if kind in ("Expression", "Variable"):
+        return is_truthy(renderer.render_typed(condition.get("expression"), context, services))
+    raise UnsupportedCondition(
+        f"condition type `{condition.get('type')}` is not supported on Flow triggers yet"
+    )

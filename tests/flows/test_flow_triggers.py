@@ -213,3 +213,23 @@ def test_an_unsupported_condition_is_recorded_on_the_trigger(run_flow: Callable[
     assert upstream.state == "SUCCESS"
     assert started() == []
     assert "DayWeek" in Trigger.objects.get(flow_id="downstream").error
+
+
+def test_preconditions_are_not_guessed_at(run_flow: Callable[..., Finished]) -> None:
+    # given: a trigger with preconditions, which are not evaluated yet
+    save(
+        downstream("""
+        - id: both
+          type: io.kestra.plugin.core.trigger.Flow
+          preconditions:
+            id: both
+            flows:
+              - {namespace: company.team, flowId: upstream, states: [SUCCESS]}
+              - {namespace: company.team, flowId: other, states: [SUCCESS]}
+        """)
+    )
+    # when
+    run_flow(UPSTREAM)
+    # then: nothing starts on a guess, and the trigger row says why
+    assert started() == []
+    assert "preconditions" in Trigger.objects.get(flow_id="downstream").error

@@ -1,6 +1,8 @@
 """Operators' view. Flows and executions are read-only here: their changes go through the services.
 
-Kill switches are edited here, through `flows.services.killswitches` (audited, soft-deleted)."""
+Kill switches are edited here, through `flows.services.killswitches` (audited, soft-deleted); banners,
+invitations and memberships through their services too. Secret material (secret values, credential
+secrets, token hashes) is excluded from every page."""
 
 from __future__ import annotations
 
@@ -8,25 +10,35 @@ import json
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from flows.models import (
+    ApiToken,
+    Asset,
+    Banner,
+    Credential,
     Execution,
     Flow,
     FlowRevision,
+    Invitation,
     KillSwitch,
     KillSwitchAudit,
     KVEntry,
     LogEntry,
+    Membership,
     Namespace,
+    NamespaceFileRevision,
+    Secret,
     TaskRun,
     Tenant,
+    Trigger,
 )
-from flows.services import killswitches
+from flows.services import banners, invitations, killswitches, schedules
+from flows.services.access import grant, revoke_token
 from flows.services.runtime import Masker
 
 
@@ -312,3 +324,319 @@ class KillSwitchAuditAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["at", "action", "switch", "user"]
     list_filter = ["action", "switch__tenant"]
     search_fields = ["user", "switch__id"]
+
+
+# ---------------------------------------------------------------------------------------------- access
+
+
+class MembershipForm(forms.ModelForm):
+    """Runs the invitations' role check: RESTRICTED needs namespaces, other roles take none."""
+
+    class Meta:
+        model = Membership
+        fields = ["user", "tenant", "role", "namespaces"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if "role" in cleaned and "namespaces" in cleaned:
+            try:
+                invitations.validate_role(cleaned["role"], cleaned["namespaces"] or [])
+            except invitations.InvalidInvitation as error:
+                self.add_error(
+                    "namespaces" if error.field.startswith("namespaces") else "role", error.message
+                )
+        return cleaned
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    form = MembershipForm
+    list_display = ["user", "tenant", "role", "namespaces", "created"]
+    list_filter = ["tenant", "role"]
+    search_fields = ["user__username", "user__email"]
+    ordering = ["tenant_id", "user__username"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Membership | None = None) -> list[str]:
+        # A membership is the role of one user in one tenant: moving it is a new one.
+        return ["user", "tenant", "created"] if obj is not None else ["created"]
+
+    def save_model(self, request: HttpRequest, obj: Membership, form: forms.ModelForm, change: bool) -> None:
+        membership = grant(obj.user, obj.tenant_id, obj.role, obj.namespaces or [])
+        obj.pk = membership.pk
+        obj._state.adding = False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Tokens are created with `manage.py tokens create` (which prints the token once); here they are
+    listed and revoked. The hash of the secret never reaches a page."""
+
+    list_display = ["name", "user", "key", "created", "expires_at", "revoked_at", "last_used"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter), ("expires_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "key", "user__username"]
+    exclude = ["secret_hash"]
+    ordering = ["-created"]
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        tokens = list(queryset.filter(revoked_at__isnull=True))
+        for token in tokens:
+            revoke_token(token)
+        self.message_user(request, f"{len(tokens)} token(s) revoked.", messages.SUCCESS)
+
+
+class InvitationForm(forms.ModelForm):
+    """Runs the service's checks, so that a refused invitation comes back as form errors, unsaved."""
+
+    class Meta:
+        model = Invitation
+        fields = ["tenant", "email", "role", "namespaces"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        try:
+            invitations.validate_invitation(
+                tenant=cleaned["tenant"].pk,
+                email=cleaned["email"],
+                role=cleaned["role"],
+                namespaces=cleaned["namespaces"] or [],
+            )
+        except invitations.InvalidInvitation as error:
+            field = error.field.partition("[")[0]
+            self.add_error(field if field in self.fields else None, error.message)
+        return cleaned
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Invite through the service (the email is sent, the link shown once saved); an invitation is not
+    edited afterwards, only withdrawn (deleted) or sent again."""
+
+    form = InvitationForm
+    change_form_template = "admin/flows/invitation/change_form.html"
+    list_display = ["email", "tenant", "role", "status", "invited_by", "created", "expires_at", "accepted_by"]
+    list_filter = ["tenant", "role"]
+    search_fields = ["email"]
+    readonly_fields = [
+        "tenant",
+        "email",
+        "role",
+        "namespaces",
+        "status",
+        "invited_by",
+        "created",
+        "expires_at",
+        "accepted_at",
+        "accepted_by",
+    ]
+    actions = ["send_again"]
+
+    def get_fields(self, request: HttpRequest, obj: Invitation | None = None) -> list[str]:
+        return list(InvitationForm.Meta.fields) if obj is None else self.readonly_fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Invitation | None = None) -> list[str]:
+        return [] if obj is None else self.readonly_fields
+
+    def has_change_permission(self, request: HttpRequest, obj: Invitation | None = None) -> bool:
+        return False
+
+    @admin.display(description="status")
+    def status(self, invitation: Invitation) -> str:
+        return str(invitations.status_of(invitation))
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Invitation | None = None,
+    ) -> HttpResponse:
+        if obj is not None and invitations.status_of(obj) == invitations.Status.PENDING:
+            context["invitation_link"] = invitations.invitation_link(obj, request.build_absolute_uri("/"))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def save_model(self, request: HttpRequest, obj: Invitation, form: forms.ModelForm, change: bool) -> None:
+        invitation = invitations.create_invitation(
+            tenant=obj.tenant_id,
+            email=obj.email,
+            role=obj.role,
+            namespaces=obj.namespaces or [],
+            invited_by=request.user,
+        )
+        # The admin goes on with `obj` (log entry, redirect): make it the stored invitation.
+        for field in Invitation._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(invitation, field.attname))
+        obj._state.adding = False
+        self._send(request, invitation)
+
+    def delete_model(self, request: HttpRequest, obj: Invitation) -> None:
+        invitations.delete_invitation(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Invitation]) -> None:
+        for invitation in queryset:
+            invitations.delete_invitation(invitation)
+
+    @admin.action(description="Send the email of the selected pending invitations again")
+    def send_again(self, request: HttpRequest, queryset: QuerySet[Invitation]) -> None:
+        for invitation in queryset.filter(invitations.with_status(invitations.Status.PENDING)):
+            self._send(request, invitation)
+
+    def _send(self, request: HttpRequest, invitation: Invitation) -> None:
+        link = invitations.invitation_link(invitation, request.build_absolute_uri("/"))
+        if invitations.send_invitation(invitation, link):
+            self.message_user(request, f"Invitation sent to {invitation.email}.", messages.SUCCESS)
+        else:
+            self.message_user(
+                request,
+                f"The email to {invitation.email} could not be sent: pass on the link shown on its page.",
+                messages.WARNING,
+            )
+
+
+# ---------------------------------------------------------------------------------------------- banners
+
+
+class BannerForm(forms.ModelForm):
+    """Runs the service's checks, so that a refused banner comes back as form errors, unsaved."""
+
+    class Meta:
+        model = Banner
+        fields = list(banners.EDITABLE_FIELDS)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        try:
+            banners.validate_banner(
+                message=cleaned["message"],
+                type=cleaned["type"],
+                start_date=cleaned["start_date"],
+                end_date=cleaned["end_date"],
+            )
+        except banners.InvalidBanner as error:
+            self.add_error(error.field if error.field in self.fields else None, error.message)
+        return cleaned
+
+
+@admin.register(Banner)
+class BannerAdmin(admin.ModelAdmin):
+    """Announcements shown on every page (admin included) between their dates; written by the service."""
+
+    form = BannerForm
+    list_display = ["short_message", "type", "start_date", "end_date", "active", "is_shown"]
+    list_filter = ["type", "active"]
+    search_fields = ["message"]
+    readonly_fields = ["created", "updated"]
+
+    @admin.display(description="message")
+    def short_message(self, banner: Banner) -> str:
+        return Truncator(banner.message).chars(80)
+
+    @admin.display(description="shown now?", boolean=True)
+    def is_shown(self, banner: Banner) -> bool:
+        return banners.is_banner_shown(banner)
+
+    def save_model(self, request: HttpRequest, obj: Banner, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            changes = {
+                name: form.cleaned_data[name] for name in form.changed_data if name in banners.EDITABLE_FIELDS
+            }
+            banners.update_banner(obj, **changes)
+            return
+        banner = banners.create_banner(
+            message=obj.message,
+            type=obj.type,
+            start_date=obj.start_date,
+            end_date=obj.end_date,
+            active=obj.active,
+        )
+        for field in Banner._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(banner, field.attname))
+        obj._state.adding = False
+
+    def delete_model(self, request: HttpRequest, obj: Banner) -> None:
+        banners.delete_banner(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Banner]) -> None:
+        for banner in queryset:
+            banners.delete_banner(banner)
+
+
+# ---------------------------------------------------------------------------------------------- namespaces
+
+
+@admin.register(Secret)
+class SecretAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Keys only: neither the encrypted nor the plain value ever reaches a page."""
+
+    list_display = ["key", "namespace", "tenant", "updated"]
+    list_filter = ["tenant", "namespace"]
+    search_fields = ["key", "namespace"]
+    exclude = ["encrypted_value"]
+
+
+@admin.register(NamespaceFileRevision)
+class NamespaceFileRevisionAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["path", "namespace", "revision", "size", "tenant", "created"]
+    list_filter = ["tenant", "namespace"]
+    search_fields = ["path", "namespace"]
+
+
+@admin.register(Credential)
+class CredentialAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Names and settings only: the encrypted secrets and the cached token never reach a page."""
+
+    list_display = ["name", "type", "tenant", "updated"]
+    list_filter = ["tenant", "type"]
+    search_fields = ["name"]
+    exclude = ["encrypted_secrets", "encrypted_token"]
+
+
+@admin.register(Asset)
+class AssetAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["asset_id", "display_name", "type", "namespace", "tenant", "updated"]
+    list_filter = ["tenant", "type"]
+    search_fields = ["asset_id", "display_name", "namespace"]
+
+
+@admin.register(Trigger)
+class TriggerAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Trigger states: listed, and disabled, enabled or unlocked through the same service as the API."""
+
+    list_display = [
+        "trigger_id",
+        "flow_id",
+        "namespace",
+        "tenant",
+        "next_fire",
+        "last_fire",
+        "disabled",
+        "error",
+    ]
+    list_filter = ["tenant", "disabled", "type"]
+    search_fields = ["trigger_id", "flow_id", "namespace"]
+    actions = ["disable", "enable", "unlock"]
+
+    @admin.action(description="Disable the selected triggers")
+    def disable(self, request: HttpRequest, queryset: QuerySet[Trigger]) -> None:
+        self._each(request, queryset, lambda row: schedules.set_disabled(row, True), "disabled")
+
+    @admin.action(description="Enable the selected triggers (from their next upcoming slot)")
+    def enable(self, request: HttpRequest, queryset: QuerySet[Trigger]) -> None:
+        self._each(request, queryset, lambda row: schedules.set_disabled(row, False), "enabled")
+
+    @admin.action(description="Unlock the selected triggers")
+    def unlock(self, request: HttpRequest, queryset: QuerySet[Trigger]) -> None:
+        self._each(request, queryset, schedules.unlock, "unlocked")
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[Trigger], change: Any, done: str) -> None:
+        rows = list(queryset)
+        for row in rows:
+            change(row)
+        self.message_user(request, f"{len(rows)} trigger(s) {done}.", messages.SUCCESS)

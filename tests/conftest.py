@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.modes", "tests.fixtures.executions", "tests.fixtures.api", "tests.fixtures.oauth"]
+pytest_plugins = [
+    "tests.fixtures.modes",
+    "tests.fixtures.executions",
+    "tests.fixtures.api",
+    "tests.fixtures.oauth",
+]
 
 
 def pytest_configure(config: pytest.Config) -> None:

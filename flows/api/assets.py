@@ -8,11 +8,10 @@ import yaml
 from django.db.models import Q
 from django.urls import path
 from rest_framework import exceptions, status
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from flows.api.base import YAML_PARSERS, TenantView, paged
+from flows.api.base import YAML_PARSERS, StrictJsonParser, TenantView, paged
 from flows.api.errors import ApiError
 from flows.models import Asset
 from flows.services.access import namespace_tree
@@ -30,7 +29,7 @@ class AssetView(TenantView):
 
 
 class Assets(AssetView):
-    parser_classes = [JSONParser, *YAML_PARSERS]
+    parser_classes = [StrictJsonParser, *YAML_PARSERS]
 
     def post(self, request: Request, tenant: str) -> Response:
         data: Any = request.data

@@ -8,11 +8,10 @@ from typing import Any
 
 from django.urls import path
 from rest_framework import exceptions, status
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from flows.api.base import TenantView, paged, query_sort
+from flows.api.base import StrictJsonParser, TenantView, paged, query_sort
 from flows.api.errors import ApiError
 from flows.services import credentials
 from flows.services.variables import iso
@@ -45,7 +44,7 @@ def _json_object(request: Request) -> dict[str, Any]:
 class CredentialView(TenantView):
     """Reads need any role in the tenant; writes need its ADMIN role."""
 
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJsonParser]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)

@@ -16,12 +16,15 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.http import FileResponse, StreamingHttpResponse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from flows.api.base import (
     YAML_PARSERS,
+    StreamNegotiation,
     TenantView,
     paged,
     query_bool,
@@ -32,6 +35,26 @@ from flows.api.base import (
     with_label,
 )
 from flows.api.errors import ApiError
+from flows.api.schema import DeleteWithBodySchema, errors
+from flows.api.shapes import (
+    INPUTS_BODY,
+    LABELS,
+    NO_CONTENT,
+    PAGING,
+    PUBLIC_STATES,
+    TEXT_BODY,
+    BulkCountShape,
+    ChangeStatusShape,
+    EvalResultShape,
+    ExecutionShape,
+    boolean,
+    date_time,
+    integer,
+    paged_shape,
+    query,
+    sort,
+    sse_schema,
+)
 from flows.engine.states import TERMINAL_STATES, State
 from flows.errors import ExpressionError
 from flows.models import Execution
@@ -73,6 +96,9 @@ def _inputs_of(request: Request, folder: Path) -> dict[str, Any]:
     return inputs
 
 
+_TAGS = ["Executions"]
+
+
 class ExecutionView(TenantView):
     def execution(self, execution_id: str, write: bool = False) -> Execution:
         execution = Execution.objects.for_tenant(self.tenant).filter(id=execution_id, deleted=False).first()
@@ -88,6 +114,19 @@ class ExecutionView(TenantView):
 
 
 class ExecutionStart(ExecutionView):
+    @extend_schema(
+        operation_id="createExecution",
+        summary="Start an execution of a flow; inputs are the multipart form fields (files as file parts)",
+        tags=_TAGS,
+        parameters=[
+            integer("revision", "the flow revision to run (default: the current one)", minimum=0),
+            boolean("wait", "answer once the execution has ended (at most BATON_API_WAIT_SECONDS)"),
+            LABELS,
+            date_time("scheduleDate", "start at this date instead of now"),
+        ],
+        request=INPUTS_BODY,
+        responses={200: ExecutionShape, **errors(409, 413, 422)},
+    )
     def post(self, request: Request, tenant: str, namespace: str, flow_id: str) -> Response:
         self.check_namespace(namespace, write=True)
         revision = query_int(request, "revision", 0, minimum=0) or None
@@ -105,11 +144,11 @@ class ExecutionStart(ExecutionView):
                 schedule_date=schedule_date,
             )
         if wait:
-            _wait_terminal(execution.id)
+            wait_terminal(execution.id)
         return self.answer(execution.id)
 
 
-def _wait_terminal(execution_id: str) -> None:
+def wait_terminal(execution_id: str) -> None:
     """Hold the request until the execution has ended (its outputs are committed), at most
     BATON_API_WAIT_SECONDS; a short poll of one indexed row."""
     deadline = time.monotonic() + settings.BATON_API_WAIT_SECONDS
@@ -123,6 +162,9 @@ def _wait_terminal(execution_id: str) -> None:
 
 
 class ExecutionDetail(ExecutionView):
+    @extend_schema(
+        operation_id="getExecution", summary="An execution", tags=_TAGS, responses={200: ExecutionShape}
+    )
     def get(self, request: Request, tenant: str, execution_id: str) -> Response:
         execution = self.execution(execution_id)
         body = execution_dict(execution)
@@ -131,6 +173,13 @@ class ExecutionDetail(ExecutionView):
             body["waitingReasons"] = reasons
         return Response(body)
 
+    @extend_schema(
+        operation_id="deleteExecution",
+        summary="Delete an execution (by default with its logs and files)",
+        tags=_TAGS,
+        parameters=[boolean("deleteLogs", "default true"), boolean("deleteStorage", "default true")],
+        responses={**NO_CONTENT, **errors(409)},
+    )
     def delete(self, request: Request, tenant: str, execution_id: str) -> Response:
         self.execution(execution_id, write=True)
         control.delete_execution(
@@ -140,6 +189,18 @@ class ExecutionDetail(ExecutionView):
             delete_storage=query_bool(request, "deleteStorage", True),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+SEARCH_PARAMETERS = [
+    query("namespace", "this namespace and those under it"),
+    query("flowId"),
+    query("state", "any of these states", many=True, enum=PUBLIC_STATES),
+    LABELS,
+    date_time("startDate", "started at or after (default: BATON_API_SEARCH_DAYS days ago)"),
+    date_time("endDate", "started at or before"),
+    query("q", "an execution id, or text in the flow id or namespace"),
+    query("parentId", "executions started by this one (subflows)"),
+]
 
 
 class ExecutionSearch(ExecutionView):
@@ -154,6 +215,13 @@ class ExecutionSearch(ExecutionView):
         "state.current": "state",
     }
 
+    @extend_schema(
+        operation_id="searchExecutions",
+        summary="Search executions (started in the last BATON_API_SEARCH_DAYS days unless `startDate`)",
+        tags=_TAGS,
+        parameters=[*SEARCH_PARAMETERS, sort(*SORTS), *PAGING],
+        responses={200: paged_shape("PagedExecutions", ExecutionShape(many=True))},
+    )
     def get(self, request: Request, tenant: str) -> Response:
         ordering = query_sort(request, self.SORTS, ["-start_date", "-id"])
         return paged(
@@ -202,6 +270,12 @@ class ExecutionSearch(ExecutionView):
 
 
 class ExecutionKill(ExecutionView):
+    @extend_schema(
+        operation_id="killExecution",
+        summary="Kill an execution (and its subflow executions)",
+        tags=_TAGS,
+        responses={202: OpenApiResponse(description="Killing"), **errors(409)},
+    )
     def delete(self, request: Request, tenant: str, execution_id: str) -> Response:
         self.execution(execution_id, write=True)
         control.kill_execution(
@@ -211,6 +285,13 @@ class ExecutionKill(ExecutionView):
 
 
 class ExecutionPause(ExecutionView):
+    @extend_schema(
+        operation_id="pauseExecution",
+        summary="Pause a running execution",
+        tags=_TAGS,
+        request=None,
+        responses={**NO_CONTENT, **errors(409)},
+    )
     def post(self, request: Request, tenant: str, execution_id: str) -> Response:
         self.execution(execution_id, write=True)
         control.pause_execution(execution_id, tenant=tenant)
@@ -218,6 +299,13 @@ class ExecutionPause(ExecutionView):
 
 
 class ExecutionResume(ExecutionView):
+    @extend_schema(
+        operation_id="resumeExecution",
+        summary="Resume a paused execution; the form fields are the inputs of its Pause task's onResume",
+        tags=_TAGS,
+        request=INPUTS_BODY,
+        responses={**NO_CONTENT, **errors(409, 413, 422)},
+    )
     def post(self, request: Request, tenant: str, execution_id: str) -> Response:
         self.execution(execution_id, write=True)
         with uploaded_inputs(request) as inputs:
@@ -226,6 +314,13 @@ class ExecutionResume(ExecutionView):
 
 
 class ExecutionRestart(ExecutionView):
+    @extend_schema(
+        operation_id="restartExecution",
+        summary="Restart the failed task runs of an execution, in the same execution",
+        tags=_TAGS,
+        request=None,
+        responses={200: ExecutionShape, **errors(409)},
+    )
     def post(self, request: Request, tenant: str, execution_id: str) -> Response:
         self.execution(execution_id, write=True)
         control.restart_execution(execution_id, tenant=tenant)
@@ -233,6 +328,14 @@ class ExecutionRestart(ExecutionView):
 
 
 class ExecutionReplay(ExecutionView):
+    @extend_schema(
+        operation_id="replayExecution",
+        summary="A new execution from this one, from a task run on (`taskRunId`); form fields are new inputs",
+        tags=_TAGS,
+        parameters=[query("taskRunId", "replay from this task run (default: from the start)")],
+        request=INPUTS_BODY,
+        responses={200: ExecutionShape, **errors(409, 413, 422)},
+    )
     def post(self, request: Request, tenant: str, execution_id: str) -> Response:
         self.execution(execution_id, write=True)
         with uploaded_inputs(request) as inputs:
@@ -249,6 +352,17 @@ class ExecutionChangeStatus(ExecutionView):
     """Set the state of an ended execution (`status`), or of one of its task runs (`taskRunId` and
     `status`); in the query or a JSON body (`state` is accepted for `status`)."""
 
+    @extend_schema(
+        operation_id="updateExecutionStatus",
+        summary="Force the state of an ended execution or of one of its task runs",
+        tags=_TAGS,
+        parameters=[
+            query("status", "the state to set", enum=PUBLIC_STATES),
+            query("taskRunId", "set the state of this task run instead"),
+        ],
+        request={"application/json": ChangeStatusShape},
+        responses={200: ExecutionShape, **errors(409, 422)},
+    )
     def post(self, request: Request, tenant: str, execution_id: str) -> Response:
         self.execution(execution_id, write=True)
         data = {**(request.data if isinstance(request.data, dict) else {}), **request.query_params.dict()}
@@ -266,10 +380,20 @@ class ExecutionChangeStatus(ExecutionView):
 class ExecutionFile(ExecutionView):
     """Download a file of the execution (`?path=kestra:///...`): only files under its own prefix."""
 
+    content_negotiation_class = StreamNegotiation
+
+    @extend_schema(exclude=True)  # createExecution of a flow named `file`, described there
     def post(self, request: Request, tenant: str, execution_id: str) -> Response:
         # POST /executions/{namespace}/file starts the flow named `file` (the path is shared).
         return ExecutionStart.post(self, request, tenant, execution_id, "file")  # type: ignore[arg-type]
 
+    @extend_schema(
+        operation_id="downloadFileFromExecution",
+        summary="Download an output file of the execution",
+        tags=_TAGS,
+        parameters=[query("path", "the file's kestra:/// URI", required=True)],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+    )
     def get(self, request: Request, tenant: str, execution_id: str) -> FileResponse:
         execution = self.execution(execution_id)
         uri = request.query_params.get("path", "")
@@ -297,6 +421,13 @@ class ExecutionEval(ExecutionView):
 
     parser_classes = YAML_PARSERS
 
+    @extend_schema(
+        operation_id="evalTaskRunExpression",
+        summary="Render an expression (the text body) in the execution's context",
+        tags=_TAGS,
+        request=TEXT_BODY,
+        responses={200: EvalResultShape},
+    )
     def post(self, request: Request, tenant: str, execution_id: str) -> Response:
         execution = self.execution(execution_id, write=True)
         expression = request.data if isinstance(request.data, str) else ""
@@ -321,6 +452,16 @@ def sse(data: Any, event: str | None = None) -> str:
 class ExecutionFollow(ExecutionView):
     """Server-Sent Events: the execution each time it changes, until it has ended."""
 
+    content_negotiation_class = StreamNegotiation
+
+    @extend_schema(
+        operation_id="followExecution",
+        summary="Server-Sent Events: the execution each time it changes, then an `end` event",
+        tags=_TAGS,
+        responses={
+            (200, "text/event-stream"): sse_schema("the Execution; the `end` event carries its final state")
+        },
+    )
     def get(self, request: Request, tenant: str, execution_id: str) -> StreamingHttpResponse:
         self.execution(execution_id)
 
@@ -348,6 +489,39 @@ def event_stream(events: Iterator[str]) -> StreamingHttpResponse:
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass events on as they come
     return response
+
+
+class BulkSchema(DeleteWithBodySchema):
+    """The eight bulk operations share one view class: each is named and described here. Either
+    method works on each path; the schema shows Kestra's (DELETE to kill, POST otherwise)."""
+
+    view: ExecutionBulk
+
+    def is_excluded(self) -> bool:
+        return self.method != ("DELETE" if self.view.action == "kill" else "POST")
+
+    def get_operation_id(self) -> str:
+        return f"{self.view.action}ExecutionsBy{'Query' if self.view.by_query else 'Ids'}"
+
+    def get_summary(self) -> str:
+        selection = (
+            "the executions the search parameters select" if self.view.by_query else "these executions"
+        )
+        return f"{self.view.action.capitalize()} {selection}; answers how many it applied to"
+
+    def get_tags(self) -> list[str]:
+        return _TAGS
+
+    def get_override_parameters(self) -> list[Any]:
+        return SEARCH_PARAMETERS if self.view.by_query else []
+
+    def get_request_serializer(self) -> Any:
+        if self.view.by_query:
+            return None
+        return {"application/json": {"type": "array", "items": {"type": "string"}}}
+
+    def get_response_serializers(self) -> Any:
+        return {200: BulkCountShape, **errors(404)}
 
 
 class ExecutionBulk(ExecutionSearch):
@@ -399,8 +573,10 @@ class ExecutionBulk(ExecutionSearch):
             control.replay_execution(execution_id, tenant=tenant)
 
     http_method_names = ["post", "delete", "options"]  # not the search's GET
+    schema = BulkSchema()
 
     def post(self, request: Request, tenant: str) -> Response:
         return self._apply(request, tenant)
 
-    delete = post
+    def delete(self, request: Request, tenant: str) -> Response:
+        return self._apply(request, tenant)

@@ -8,12 +8,29 @@ from typing import Any
 import yaml
 from django.db import transaction
 from django.db.models import Q
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from flows.api.base import YAML_PARSERS, TenantView, paged, query_bool, query_int, query_labels, query_sort
 from flows.api.errors import ApiError
+from flows.api.schema import errors
+from flows.api.shapes import (
+    LABELS,
+    NO_CONTENT,
+    PAGING,
+    STRINGS,
+    YAML_BODY,
+    FlowGraphShape,
+    FlowShape,
+    FlowValidationShape,
+    boolean,
+    integer,
+    paged_shape,
+    query,
+    sort,
+)
 from flows.errors import FlowValidationError
 from flows.models import Flow, FlowRevision
 from flows.services.access import namespace_tree
@@ -73,9 +90,20 @@ def _refuse_read_only(flow: Flow) -> None:
         )
 
 
+_TAGS = ["Flows"]
+_REVISION = integer("revision", "a revision number (default: the current one)", minimum=0)
+
+
 class FlowCreate(TenantView):
     parser_classes = YAML_PARSERS
 
+    @extend_schema(
+        operation_id="createFlow",
+        summary="Create a flow from its YAML source",
+        tags=_TAGS,
+        request=YAML_BODY,
+        responses={200: FlowShape, **errors(409, 422)},
+    )
     def post(self, request: Request, tenant: str) -> Response:
         source = _yaml_body(request)
         spec = parse_flow(source)
@@ -117,6 +145,17 @@ class FlowDetail(TenantView):
             raise exceptions.NotFound(f"flow `{flow.namespace}.{flow.flow_id}` has no revision {revision}")
         return source, revision
 
+    @extend_schema(
+        operation_id="getFlow",
+        summary="A flow (optionally an earlier revision, with its source)",
+        tags=_TAGS,
+        parameters=[
+            _REVISION,
+            boolean("source", "include the YAML source"),
+            boolean("allowDeleted", "also a deleted flow"),
+        ],
+        responses={200: FlowShape},
+    )
     def get(self, request: Request, tenant: str, namespace: str, flow_id: str) -> Response:
         flow = self._flow(namespace, flow_id, allow_deleted=query_bool(request, "allowDeleted"))
         source, revision = self.source_at(request, flow)
@@ -124,6 +163,13 @@ class FlowDetail(TenantView):
             flow_dict(flow, source=source, revision=revision, with_source=query_bool(request, "source"))
         )
 
+    @extend_schema(
+        operation_id="updateFlow",
+        summary="Replace a flow's YAML: a new revision",
+        tags=_TAGS,
+        request=YAML_BODY,
+        responses={200: FlowShape, **errors(422)},
+    )
     def put(self, request: Request, tenant: str, namespace: str, flow_id: str) -> Response:
         source = _yaml_body(request)
         flow = self._flow(namespace, flow_id)
@@ -134,6 +180,12 @@ class FlowDetail(TenantView):
         flow = save_flow_revision(tenant, source)
         return Response(flow_dict(flow, with_source=True))
 
+    @extend_schema(
+        operation_id="deleteFlow",
+        summary="Delete a flow (its revisions are kept)",
+        tags=_TAGS,
+        responses=NO_CONTENT,
+    )
     def delete(self, request: Request, tenant: str, namespace: str, flow_id: str) -> Response:
         flow = self._flow(namespace, flow_id)
         self.check_namespace(namespace, write=True)
@@ -143,6 +195,14 @@ class FlowDetail(TenantView):
 
 
 class FlowRevisions(FlowDetail):
+    http_method_names = ["get", "head", "options"]  # not the flow's PUT and DELETE
+
+    @extend_schema(
+        operation_id="listFlowRevisions",
+        summary="Every revision of a flow, with its source",
+        tags=_TAGS,
+        responses={200: FlowShape(many=True)},
+    )
     def get(self, request: Request, tenant: str, namespace: str, flow_id: str) -> Response:
         flow = self._flow(namespace, flow_id, allow_deleted=True)
         revisions = FlowRevision.objects.filter(flow=flow).order_by("revision")
@@ -154,6 +214,19 @@ class FlowRevisions(FlowDetail):
 class FlowSearch(TenantView):
     SORTS = {"id": "flow_id", "namespace": "namespace", "updated": "updated", "revision": "revision"}
 
+    @extend_schema(
+        operation_id="searchFlows",
+        summary="Search flows",
+        tags=_TAGS,
+        parameters=[
+            query("q", "text in the id or namespace"),
+            query("namespace", "this namespace and those under it"),
+            LABELS,
+            sort(*SORTS),
+            *PAGING,
+        ],
+        responses={200: paged_shape("PagedFlows", FlowShape(many=True))},
+    )
     def get(self, request: Request, tenant: str) -> Response:
         flows = Flow.objects.for_tenant(tenant).filter(deleted=False).filter(self.access.namespace_filter())
         namespace = request.query_params.get("namespace")
@@ -179,6 +252,12 @@ def _has_labels(flow: Flow, wanted: list[tuple[str, str]]) -> bool:
 
 
 class DistinctNamespaces(TenantView):
+    @extend_schema(
+        operation_id="listDistinctNamespaces",
+        summary="The namespaces that have flows",
+        tags=_TAGS,
+        responses={200: STRINGS},
+    )
     def get(self, request: Request, tenant: str) -> Response:
         flows = Flow.objects.for_tenant(tenant).filter(deleted=False).filter(self.access.namespace_filter())
         return Response(sorted(set(flows.values_list("namespace", flat=True))))
@@ -187,6 +266,13 @@ class DistinctNamespaces(TenantView):
 class FlowValidate(TenantView):
     parser_classes = YAML_PARSERS
 
+    @extend_schema(
+        operation_id="validateFlows",
+        summary="Validate one or more YAML documents (`---`-separated) without saving them",
+        tags=_TAGS,
+        request=YAML_BODY,
+        responses={200: FlowValidationShape(many=True)},
+    )
     def post(self, request: Request, tenant: str) -> Response:
         return Response(
             [
@@ -238,11 +324,25 @@ class NamespaceFlows(TenantView):
 
     parser_classes = YAML_PARSERS
 
+    @extend_schema(
+        operation_id="listFlowsByNamespace",
+        summary="The flows of a namespace",
+        tags=_TAGS,
+        responses={200: FlowShape(many=True)},
+    )
     def get(self, request: Request, tenant: str, namespace: str) -> Response:
         self.check_namespace(namespace)
         flows = Flow.objects.for_tenant(tenant).filter(namespace=namespace, deleted=False).order_by("flow_id")
         return Response([flow_dict(flow) for flow in flows])
 
+    @extend_schema(
+        operation_id="updateFlowsInNamespace",
+        summary="Make a namespace hold these flows (a multi-document YAML): the deploy primitive",
+        tags=_TAGS,
+        parameters=[boolean("delete", "also delete the namespace's other flows")],
+        request=YAML_BODY,
+        responses={200: FlowShape(many=True), **errors(422)},
+    )
     def post(self, request: Request, tenant: str, namespace: str) -> Response:
         self.check_namespace(namespace, write=True)
         documents = split_documents(_yaml_body(request, allow_empty=True))
@@ -301,6 +401,15 @@ def _same_flow(spec: FlowSpec, namespace: str, flow_id: str) -> None:
 
 
 class FlowGraph(FlowDetail):
+    http_method_names = ["get", "head", "options"]  # not the flow's PUT and DELETE
+
+    @extend_schema(
+        operation_id="generateFlowGraph",
+        summary="A flow's topology: nodes, edges and clusters",
+        tags=_TAGS,
+        parameters=[_REVISION],
+        responses={200: FlowGraphShape},
+    )
     def get(self, request: Request, tenant: str, namespace: str, flow_id: str) -> Response:
         source, _ = self.source_at(request, self._flow(namespace, flow_id))
         return Response(flow_graph(spec_of_source(source)))

@@ -8,27 +8,52 @@ from collections.abc import Iterator
 from django.conf import settings
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from flows.api.base import paged, query_datetime, query_int
+from flows.api.base import StreamNegotiation, paged, query_datetime, query_int
 from flows.api.errors import ApiError
 from flows.api.executions import FOLLOW_INTERVAL, ExecutionView, event_stream, sse
+from flows.api.shapes import (
+    LOG_LEVELS,
+    PAGING,
+    LogEntryShape,
+    date_time,
+    integer,
+    paged_shape,
+    query,
+    sse_schema,
+)
 from flows.engine.states import TERMINAL_STATES
 from flows.models import Execution, LogEntry
 from flows.serializers import log_dict
 from flows.services.runtime import normalize_level
 
-LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+LEVELS = LOG_LEVELS
+_TAGS = ["Logs"]
+_MIN_LEVEL = query("minLevel", "this level and the more severe ones", enum=LEVELS)
+# Filters of one execution's entries.
+_ENTRY_FILTERS = [
+    _MIN_LEVEL,
+    query("taskRunId"),
+    query("taskId"),
+    integer("attempt", "the attempt number", minimum=0),
+]
 
 
 def _min_level(request: Request) -> list[str] | None:
     raw = request.query_params.get("minLevel")
     if not raw:
         return None
-    level = normalize_level(raw)
+    refused = ApiError(f"`minLevel` must be one of {', '.join(LEVELS)}, got `{raw}`", path="minLevel")
+    try:
+        level = normalize_level(raw)
+    except ValueError:
+        raise refused from None
     if level not in LEVELS:
-        raise ApiError(f"`minLevel` must be one of {', '.join(LEVELS)}, got `{raw}`", path="minLevel")
+        raise refused
     return LEVELS[LEVELS.index(level) :]
 
 
@@ -48,11 +73,27 @@ class ExecutionLogs(ExecutionView):
             entries = entries.filter(attempt_number=query_int(request, "attempt", 0, minimum=0))
         return entries.order_by("id")
 
+    @extend_schema(
+        operation_id="listLogsFromExecution",
+        summary="The log entries of an execution, oldest first",
+        tags=_TAGS,
+        parameters=_ENTRY_FILTERS,
+        responses={200: LogEntryShape(many=True)},
+    )
     def get(self, request: Request, tenant: str, execution_id: str) -> Response:
         return Response([log_dict(entry) for entry in self.entries(request, execution_id)])
 
 
 class ExecutionLogsDownload(ExecutionLogs):
+    content_negotiation_class = StreamNegotiation
+
+    @extend_schema(
+        operation_id="downloadLogsFromExecution",
+        summary="The log of an execution as plain text, one entry a line",
+        tags=_TAGS,
+        parameters=_ENTRY_FILTERS,
+        responses={(200, "text/plain"): OpenApiTypes.STR},
+    )
     def get(self, request: Request, tenant: str, execution_id: str) -> StreamingHttpResponse:  # type: ignore[override]
         entries = self.entries(request, execution_id)
 
@@ -67,6 +108,21 @@ class ExecutionLogsDownload(ExecutionLogs):
 
 
 class LogSearch(ExecutionView):
+    @extend_schema(
+        operation_id="searchLogs",
+        summary="Search log entries, newest first",
+        tags=_TAGS,
+        parameters=[
+            query("namespace", "namespaces starting with this"),
+            query("flowId"),
+            _MIN_LEVEL,
+            date_time("startDate", "written at or after"),
+            date_time("endDate", "written at or before"),
+            query("q", "text in the message"),
+            *PAGING,
+        ],
+        responses={200: paged_shape("PagedLogEntries", LogEntryShape(many=True))},
+    )
     def get(self, request: Request, tenant: str) -> Response:
         entries = LogEntry.objects.filter(tenant_id=tenant).filter(self.access.namespace_filter())
         params = request.query_params
@@ -92,6 +148,17 @@ class ExecutionLogsFollow(ExecutionLogs):
     """Server-Sent Events: each log entry as it is written, until the execution has ended and every
     entry has been sent."""
 
+    content_negotiation_class = StreamNegotiation
+
+    @extend_schema(
+        operation_id="followLogsFromExecution",
+        summary="Server-Sent Events: each log entry as it is written, then an `end` event",
+        tags=_TAGS,
+        parameters=_ENTRY_FILTERS,
+        responses={
+            (200, "text/event-stream"): sse_schema("a LogEntry; the `end` event carries `{executionId}`")
+        },
+    )
     def get(self, request: Request, tenant: str, execution_id: str) -> StreamingHttpResponse:  # type: ignore[override]
         entries = self.entries(request, execution_id)
 

@@ -9,13 +9,47 @@ from typing import Any
 from django.conf import settings
 from django.http import FileResponse
 from django.urls import path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from flows.api.base import TenantView, TextParser, paged, query_int, query_sort
+from flows.api.base import (
+    StreamNegotiation,
+    StrictFormParser,
+    StrictJsonParser,
+    StrictMultiPartParser,
+    TenantView,
+    TextParser,
+    has_non_finite,
+    has_nul,
+    paged,
+    query_int,
+    query_sort,
+)
 from flows.api.errors import ApiError
+from flows.api.schema import DeleteWithBodySchema, errors
+from flows.api.shapes import (
+    NO_CONTENT,
+    PAGING,
+    STRINGS,
+    FileAttributesShape,
+    FileRevisionShape,
+    KVEntryShape,
+    KVKeysShape,
+    KVNamespaceShape,
+    KVValueShape,
+    NamespaceShape,
+    SecretPatchShape,
+    SecretShape,
+    SecretsPageShape,
+    SecretWriteShape,
+    integer,
+    paged_shape,
+    query,
+    sort,
+)
 from flows.models import Flow, KVEntry, Namespace
 from flows.services import kv, nsfiles, secrets
 from flows.services.variables import iso
@@ -27,6 +61,14 @@ NS = f"{T}/namespaces/<str:namespace>"
 
 # Segments of letters, digits, `_` and `-`, joined by dots: nothing that could name another folder.
 _NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*")
+
+
+_TAGS = ["Namespaces"]
+_FILE_TAGS = ["Files"]
+_KV_TAGS = ["KV"]
+_SECRET_TAGS = ["Secrets"]
+_PATH = query("path", "a path in the namespace's files, e.g. `/scripts/main.py`")
+_BINARY = {(200, "application/octet-stream"): OpenApiTypes.BINARY}
 
 
 class RawJsonParser(TextParser):
@@ -65,6 +107,15 @@ def namespace_dict(name: str) -> dict[str, Any]:
 class NamespaceSearch(TenantView):
     """Namespaces of the tenant's flows and of the Namespace table, with their parents."""
 
+    @extend_schema(
+        operation_id="searchNamespaces",
+        summary="The namespaces of the tenant (of its flows, and their parents)",
+        tags=_TAGS,
+        parameters=[query("q", "text in the name"), sort("id"), *PAGING],
+        responses={
+            200: paged_shape("PagedNamespaces", NamespaceShape(many=True)),
+        },
+    )
     def get(self, request: Request, tenant: str) -> Response:
         names = set(Namespace.objects.filter(tenant_id=tenant).values_list("name", flat=True))
         names |= set(
@@ -79,6 +130,12 @@ class NamespaceSearch(TenantView):
 
 
 class NamespaceDetail(NamespaceView):
+    @extend_schema(
+        operation_id="getNamespace",
+        summary="A namespace",
+        tags=_TAGS,
+        responses={200: NamespaceShape, **errors(422)},
+    )
     def get(self, request: Request, tenant: str, namespace: str) -> Response:
         return Response(namespace_dict(namespace))
 
@@ -103,8 +160,16 @@ class NamespaceFiles(NamespaceView):
     a `.zip` is unpacked at the root, as Kestra does); PUT: move (`?from=&to=`); DELETE: delete a
     file or a folder."""
 
-    parser_classes = [MultiPartParser, FormParser]
+    content_negotiation_class = StreamNegotiation
+    parser_classes = [StrictMultiPartParser, StrictFormParser]
 
+    @extend_schema(
+        operation_id="getFileContent",
+        summary="A namespace file's bytes",
+        tags=_FILE_TAGS,
+        parameters=[_PATH, integer("revision", "an earlier revision of the file")],
+        responses={**_BINARY, **errors(422)},
+    )
     def get(self, request: Request, tenant: str, namespace: str) -> FileResponse:
         revision = query_int(request, "revision", 1) if request.query_params.get("revision") else None
         local = nsfiles.file_to_read(tenant, namespace, request.query_params.get("path"), revision)
@@ -112,6 +177,20 @@ class NamespaceFiles(NamespaceView):
         response["Cache-Control"] = "no-cache"
         return response
 
+    @extend_schema(
+        operation_id="createNamespaceFile",
+        summary="Upload a namespace file (a `.zip` is unpacked at the root)",
+        tags=_FILE_TAGS,
+        parameters=[_PATH],
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"fileContent": {"type": "string", "format": "binary"}},
+                "required": ["fileContent"],
+            }
+        },
+        responses={**NO_CONTENT, **errors(409, 413, 422)},
+    )
     def post(self, request: Request, tenant: str, namespace: str) -> Response:
         limit = settings.BATON_API_MAX_UPLOAD_BYTES
         # Refused before the body is read: an oversize upload is not even spooled to disk.
@@ -140,37 +219,89 @@ class NamespaceFiles(NamespaceView):
             nsfiles.put_file(tenant, namespace, raw_path, upload.chunks())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
+    @extend_schema(
+        operation_id="moveFileDirectory",
+        summary="Move or rename a namespace file or folder",
+        tags=_FILE_TAGS,
+        parameters=[query("from", "the current path"), query("to", "the new path")],
+        request=None,
+        responses={**NO_CONTENT, **errors(409, 422)},
+    )
     def put(self, request: Request, tenant: str, namespace: str) -> Response:
         nsfiles.move(tenant, namespace, request.query_params.get("from"), request.query_params.get("to"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
+    @extend_schema(
+        operation_id="deleteFileDirectory",
+        summary="Delete a namespace file or folder",
+        tags=_FILE_TAGS,
+        parameters=[_PATH],
+        responses={**NO_CONTENT, **errors(422)},
+    )
     def delete(self, request: Request, tenant: str, namespace: str) -> Response:
         nsfiles.delete(tenant, namespace, request.query_params.get("path"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class NamespaceDirectory(NamespaceView):
+    @extend_schema(
+        operation_id="listNamespaceDirectoryFiles",
+        summary="The entries of a namespace folder, folders first",
+        tags=_FILE_TAGS,
+        parameters=[_PATH],
+        responses={200: FileAttributesShape(many=True), **errors(422)},
+    )
     def get(self, request: Request, tenant: str, namespace: str) -> Response:
         entries = nsfiles.list_directory(tenant, namespace, request.query_params.get("path"))
         return Response([_attributes_dict(entry) for entry in entries])
 
+    @extend_schema(
+        operation_id="createNamespaceDirectory",
+        summary="Create a namespace folder (and its parents)",
+        tags=_FILE_TAGS,
+        parameters=[_PATH],
+        request=None,
+        responses={**NO_CONTENT, **errors(409, 422)},
+    )
     def post(self, request: Request, tenant: str, namespace: str) -> Response:
         nsfiles.create_directory(tenant, namespace, request.query_params.get("path"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class NamespaceFileStats(NamespaceView):
+    @extend_schema(
+        operation_id="getFileMetadatas",
+        summary="A namespace file's or folder's attributes",
+        tags=_FILE_TAGS,
+        parameters=[_PATH],
+        responses={200: FileAttributesShape, **errors(422)},
+    )
     def get(self, request: Request, tenant: str, namespace: str) -> Response:
         return Response(_attributes_dict(nsfiles.stats(tenant, namespace, request.query_params.get("path"))))
 
 
 class NamespaceFileRevisions(NamespaceView):
+    @extend_schema(
+        operation_id="getFileRevisions",
+        summary="The revisions of a namespace file",
+        tags=_FILE_TAGS,
+        parameters=[_PATH],
+        responses={200: FileRevisionShape(many=True), **errors(422)},
+    )
     def get(self, request: Request, tenant: str, namespace: str) -> Response:
         numbers = nsfiles.revisions(tenant, namespace, request.query_params.get("path"))
         return Response([{"revision": number} for number in numbers])
 
 
 class NamespaceFilesExport(NamespaceView):
+    content_negotiation_class = StreamNegotiation
+
+    @extend_schema(
+        operation_id="exportNamespaceFiles",
+        summary="A zip of the namespace's files",
+        tags=_FILE_TAGS,
+        responses={**_BINARY, **errors(422)},
+    )
     def get(self, request: Request, tenant: str, namespace: str) -> FileResponse:
         return FileResponse(
             nsfiles.export_zip(tenant, namespace),
@@ -197,9 +328,24 @@ def _kv_entry_dict(entry: KVEntry) -> dict[str, Any]:
 class KVList(NamespaceView):
     """GET: the namespace's live keys (a list, as Kestra); DELETE: bulk delete `{"keys": [...]}`."""
 
+    schema = DeleteWithBodySchema()
+
+    @extend_schema(
+        operation_id="listKeys",
+        summary="The namespace's KV entries (not expired)",
+        tags=_KV_TAGS,
+        responses={200: KVEntryShape(many=True), **errors(422)},
+    )
     def get(self, request: Request, tenant: str, namespace: str) -> Response:
         return Response([_kv_entry_dict(entry) for entry in kv.live_entries(tenant, namespace)])
 
+    @extend_schema(
+        operation_id="deleteKeyValues",
+        summary="Delete these keys; answers those that existed",
+        tags=_KV_TAGS,
+        request={"application/json": KVKeysShape},
+        responses={200: KVKeysShape, **errors(415, 422)},
+    )
     def delete(self, request: Request, tenant: str, namespace: str) -> Response:
         keys = request.data.get("keys") if isinstance(request.data, dict) else None
         if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
@@ -210,6 +356,12 @@ class KVList(NamespaceView):
 class KVInheritance(NamespaceView):
     """The keys of the namespace, then of each parent namespace the user may see."""
 
+    @extend_schema(
+        operation_id="listKeysWithInheritence",  # sic: Kestra's name
+        summary="The KV entries of the namespace and of each parent namespace",
+        tags=_KV_TAGS,
+        responses={200: KVNamespaceShape(many=True), **errors(422)},
+    )
     def get(self, request: Request, tenant: str, namespace: str) -> Response:
         return Response(
             [
@@ -226,10 +378,27 @@ class KVInheritance(NamespaceView):
 class KVDetail(NamespaceView):
     parser_classes = [RawJsonParser, TextParser]
 
+    @extend_schema(
+        operation_id="getKeyValue",
+        summary="A KV value and its type",
+        tags=_KV_TAGS,
+        responses={200: KVValueShape, **errors(410, 422)},
+    )
     def get(self, request: Request, tenant: str, namespace: str, key: str) -> Response:
         typed = kv.get_value(tenant, namespace, key)
         return Response({"type": typed.type, "value": typed.value})
 
+    @extend_schema(
+        operation_id="setKeyValue",
+        summary="Set a KV value: the body is read as Kestra does (a JSON value, a date, a duration, text)",
+        tags=_KV_TAGS,
+        parameters=[
+            OpenApiParameter("ttl", str, OpenApiParameter.HEADER, description="ISO-8601 duration, e.g. PT1H"),
+            OpenApiParameter("description", str, OpenApiParameter.HEADER),
+        ],
+        request={"application/json": OpenApiTypes.ANY, "text/plain": OpenApiTypes.STR},
+        responses={200: KVEntryShape, **errors(413, 422)},
+    )
     def put(self, request: Request, tenant: str, namespace: str, key: str) -> Response:
         kv.check_key(key)
         if int(request.META.get("CONTENT_LENGTH") or 0) > settings.BATON_API_MAX_UPLOAD_BYTES:
@@ -238,6 +407,11 @@ class KVDetail(NamespaceView):
         if not isinstance(body, str):
             raise exceptions.UnsupportedMediaType(request.content_type)
         typed = kv.parse_value(body)
+        # What the database cannot store (a 500 otherwise), PostgreSQL even where SQLite would.
+        if has_nul(typed.value):
+            raise ApiError("the value must not contain NUL characters", status.HTTP_422_UNPROCESSABLE_ENTITY)
+        if has_non_finite(typed.value):
+            raise ApiError("a number of the value is out of range", status.HTTP_422_UNPROCESSABLE_ENTITY)
         raw_ttl = request.headers.get("ttl")
         try:
             ttl = parse_duration(raw_ttl) if raw_ttl else None
@@ -256,6 +430,12 @@ class KVDetail(NamespaceView):
         )
         return Response(_kv_entry_dict(entry))
 
+    @extend_schema(
+        operation_id="deleteKeyValue",
+        summary="Delete a key; answers whether it existed",
+        tags=_KV_TAGS,
+        responses={200: OpenApiTypes.BOOL, **errors(422)},
+    )
     def delete(self, request: Request, tenant: str, namespace: str, key: str) -> Response:
         kv.check_key(key)
         return Response(kv.delete_value(tenant, namespace, key))
@@ -278,8 +458,20 @@ class Secrets(NamespaceView):
     """GET: the namespace's secrets, keys and descriptions only (`q`, paging); PUT: create or
     replace one (`{key, value, description?, tags?}`)."""
 
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJsonParser]
 
+    @extend_schema(
+        operation_id="listNamespaceSecrets",
+        summary="The namespace's secrets: keys, descriptions and tags, never values",
+        tags=_SECRET_TAGS,
+        parameters=[
+            query("q", "text in the key"),
+            query("filters[q][EQUALS]", "as `q`"),
+            sort("key"),
+            *PAGING,
+        ],
+        responses={200: SecretsPageShape, **errors(422)},
+    )
     def get(self, request: Request, tenant: str, namespace: str) -> Response:
         metas = secrets.secrets_of(tenant, namespace)
         text = (request.query_params.get("q") or request.query_params.get("filters[q][EQUALS]") or "").lower()
@@ -290,6 +482,13 @@ class Secrets(NamespaceView):
         page = paged(request, metas, _secret_dict)
         return Response({"readOnly": False, **page.data})
 
+    @extend_schema(
+        operation_id="createSecret",
+        summary="Create or replace a secret",
+        tags=_SECRET_TAGS,
+        request=SecretWriteShape,
+        responses={200: SecretShape(many=True), **errors(422)},
+    )
     def put(self, request: Request, tenant: str, namespace: str) -> Response:
         body = _json_object(request)
         meta = secrets.put_secret(
@@ -301,8 +500,15 @@ class Secrets(NamespaceView):
 class SecretDetail(NamespaceView):
     """PATCH: change a secret's description, tags or value; DELETE: delete it."""
 
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJsonParser]
 
+    @extend_schema(
+        operation_id="patchSecret",
+        summary="Change a secret's value, description or tags",
+        tags=_SECRET_TAGS,
+        request=SecretPatchShape,
+        responses={200: SecretShape(many=True), **errors(422)},
+    )
     def patch(self, request: Request, tenant: str, namespace: str, key: str) -> Response:
         body = _json_object(request)
         meta = secrets.patch_secret(
@@ -315,6 +521,12 @@ class SecretDetail(NamespaceView):
         )
         return Response([_secret_dict(meta)])
 
+    @extend_schema(
+        operation_id="deleteSecret",
+        summary="Delete a secret; answers its key",
+        tags=_SECRET_TAGS,
+        responses={200: STRINGS, **errors(422)},
+    )
     def delete(self, request: Request, tenant: str, namespace: str, key: str) -> Response:
         secrets.delete_secret(tenant, namespace, key)
         return Response([key])
@@ -323,6 +535,15 @@ class SecretDetail(NamespaceView):
 class InheritedSecrets(NamespaceView):
     """`{namespace: [keys]}` for the namespace and each parent the user may see."""
 
+    @extend_schema(
+        operation_id="getInheritedSecrets",
+        summary="The secret keys of the namespace and of each parent namespace, by namespace",
+        tags=_SECRET_TAGS,
+        responses={
+            200: {"type": "object", "additionalProperties": STRINGS},
+            **errors(422),
+        },
+    )
     def get(self, request: Request, tenant: str, namespace: str) -> Response:
         keys = secrets.inherited_keys(tenant, namespace)
         return Response({name: names for name, names in keys.items() if self.access.sees(name)})

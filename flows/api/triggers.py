@@ -11,12 +11,12 @@ from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from flows.api.base import TenantView, paged
+from flows.api.base import TenantView, body_datetime, paged
 from flows.api.errors import ApiError
 from flows.models import Trigger
 from flows.services import schedules
 from flows.services.access import namespace_tree
-from flows.services.variables import iso, parse_iso
+from flows.services.variables import iso
 
 T = "<str:tenant>"
 
@@ -47,18 +47,6 @@ def _object(request: Request) -> dict[str, Any]:
     if not isinstance(request.data, dict):
         raise ApiError("send a JSON object", status.HTTP_400_BAD_REQUEST)
     return request.data
-
-
-def _date(value: Any, field: str) -> Any:
-    if value in (None, ""):
-        return None
-    try:
-        when = parse_iso(str(value))
-    except ValueError:
-        raise ApiError(f"`{field}` must be an ISO-8601 date-time, got `{value}`", 422, path=field) from None
-    if when.tzinfo is None:
-        raise ApiError(f"`{field}` needs a time zone offset (e.g. `Z`)", 422, path=field)
-    return when
 
 
 class TriggerView(TenantView):
@@ -123,14 +111,14 @@ class BackfillCreate(TriggerView):
         backfill = body.get("backfill")
         if not isinstance(backfill, dict):
             raise ApiError("`backfill` must be an object with `start`", 422, path="backfill")
-        start = _date(backfill.get("start"), "backfill.start")
+        start = body_datetime(backfill.get("start"), "backfill.start")
         if start is None:
             raise ApiError("`backfill.start` is required", 422, path="backfill.start")
         inputs = backfill.get("inputs") or {}
         if not isinstance(inputs, dict):
             raise ApiError("`backfill.inputs` must be an object", 422, path="backfill.inputs")
         schedules.create_backfill(
-            row, start, _date(backfill.get("end"), "backfill.end"), inputs, backfill.get("labels")
+            row, start, body_datetime(backfill.get("end"), "backfill.end"), inputs, backfill.get("labels")
         )
         return Response(trigger_dict(row))
 

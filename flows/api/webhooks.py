@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from flows.api.executions import _wait_terminal as wait_terminal  # noqa: PLC2701
+from flows.api.executions import wait_terminal
 from flows.models import Execution
 from flows.serializers import execution_dict
 from flows.services.webhooks import WebhookCall, fire_webhook

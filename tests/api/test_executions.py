@@ -476,3 +476,75 @@ def test_expressions_in_resume_and_replay_inputs_are_data_not_code(api: Api) -> 
     api.post(f"executions/{replayed}/actions/resume", {"reason": "{% raw %}x"})
     # then
     assert finished(replayed).run("after")["outputs"] == {"value": "{{ secret('X') }} / {% raw %}x"}
+
+
+# Answers that were a 500 (or a 406), found with tests/api/test_openapi.py and the schema it reads.
+
+
+@pytest.mark.parametrize("path", ["logs/search", "logs/{id}"])
+def test_an_unknown_min_level_gets_400(api: Api, path: str) -> None:
+    # given
+    api.post_yaml("flows", GREET)
+    execution_id = api.post("executions/company.team/greet?wait=true", {"name": "ada"}).json()["id"]
+    # when
+    response = api.get(path.format(id=execution_id), minLevel="LOUD")
+    # then
+    assert response.status_code == 400, response.content
+    assert (
+        response.json()["message"] == "`minLevel` must be one of TRACE, DEBUG, INFO, WARN, ERROR, got `LOUD`"
+    )
+
+
+@pytest.mark.parametrize("path", ["executions/search", "logs/search", "executions/kill/by-query"])
+def test_a_date_with_any_utc_offset_is_read_in_utc(api: Api, path: str) -> None:
+    # given: an offset PostgreSQL would refuse (beyond 15:59), and one that leaves years 1..9999 in UTC
+    method = api.client.delete if path.endswith("by-query") else api.client.get
+    # when
+    far_offset = method(api.url(path) + "?startDate=2020-01-01T00:00:00-16:03")
+    past_the_last_year = method(api.url(path) + "?startDate=9999-12-31T23:00:00-05:00")
+    # then
+    assert far_offset.status_code == 200, far_offset.content
+    assert past_the_last_year.status_code == 400, past_the_last_year.content
+    assert past_the_last_year.json()["message"].startswith("`startDate` must be an ISO-8601 date-time")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "data"),
+    [
+        ("get", "executions/search?q=a%00b", None),
+        ("get", "executions/a%00b", None),
+        ("get", "logs/search?a%00b=1", None),
+        ("post", "executions/restart/by-ids", ["ok", "a\x00b"]),
+        ("post", "executions/company.team/greet", {"name": "a\x00b"}),
+    ],
+)
+def test_a_nul_character_gets_422_and_changes_nothing(api: Api, method: str, path: str, data: object) -> None:
+    # given: PostgreSQL refuses NUL in any text it is sent
+    api.post_yaml("flows", GREET)
+    # when
+    send = getattr(api.client, method)
+    if isinstance(data, list):
+        response = send(api.url(path), data, format="json")
+    else:
+        response = send(api.url(path), data)
+    # then
+    assert response.status_code == 422, response.content
+    assert "NUL" in response.json()["message"]
+    assert _executions() == []
+
+
+def test_follow_and_download_answer_clients_that_accept_only_their_media_type(api: Api) -> None:
+    # given: an EventSource sends `Accept: text/event-stream`; it got a 406
+    api.post_yaml("flows", GREET)
+    execution_id = api.post("executions/company.team/greet?wait=true", {"name": "ada"}).json()["id"]
+    # when
+    follow = api.client.get(api.url(f"executions/{execution_id}/follow"), HTTP_ACCEPT="text/event-stream")
+    logs = api.client.get(api.url(f"logs/{execution_id}/follow"), HTTP_ACCEPT="text/event-stream")
+    text = api.client.get(api.url(f"logs/{execution_id}/download"), HTTP_ACCEPT="text/plain")
+    missing = api.client.get(api.url("executions/nope/follow"), HTTP_ACCEPT="text/event-stream")
+    # then
+    assert _events(follow)[-1][1]["state"]["current"] == "SUCCESS"
+    assert _events(logs)[-1] == ("end", {"executionId": execution_id})
+    assert b"no file" in b"".join(text.streaming_content)
+    assert (missing.status_code, missing["Content-Type"]) == (404, "application/json")
+    assert missing.json()["message"] == "execution `nope` not found"

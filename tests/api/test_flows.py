@@ -304,3 +304,26 @@ def test_graph_of_a_flow(api: Api, api_other: Api) -> None:
     graph = api.get("flows/company.team/hello/graph").json()
     assert [node["uid"] for node in graph["nodes"]] == ["root.root", "root.end", "root.say"]
     assert api_other.get("flows/company.team/hello/graph").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["graph", "revisions"])
+def test_graph_and_revisions_are_read_only(api: Api, path: str) -> None:
+    # given: they inherited the flow's PUT and DELETE (a PUT on /graph saved a revision), as the
+    # generated OpenAPI schema showed
+    api.post_yaml("flows", HELLO)
+    # when
+    put = api.post_yaml(f"flows/company.team/hello/{path}", HELLO.replace("hi", "changed"), method="put")
+    delete = api.delete(f"flows/company.team/hello/{path}")
+    # then
+    assert (put.status_code, delete.status_code) == (405, 405)
+    assert _flow_rows() == [("company.team", "hello", 1, False)]
+
+
+def test_a_page_beyond_the_integer_range_gets_400(api: Api) -> None:
+    # given: an OFFSET past 64 bits was a 500 on both databases
+    api.post_yaml("flows", HELLO)
+    # when
+    response = api.get("flows/search", page="99999999999999999999")
+    # then
+    assert response.status_code == 400, response.content
+    assert response.json()["message"] == "`page` must be <= 2147483647, got 99999999999999999999"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import mimetypes
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -17,12 +18,14 @@ from django.db.models import Q, QuerySet
 from django.http import FileResponse, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import exceptions, status
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from flows.api.base import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
     YAML_PARSERS,
     StreamNegotiation,
     TenantView,
@@ -50,7 +53,6 @@ from flows.api.shapes import (
     boolean,
     date_time,
     integer,
-    paged_shape,
     query,
     sort,
     sse_schema,
@@ -219,16 +221,54 @@ class ExecutionSearch(ExecutionView):
         operation_id="searchExecutions",
         summary="Search executions (started in the last BATON_API_SEARCH_DAYS days unless `startDate`)",
         tags=_TAGS,
-        parameters=[*SEARCH_PARAMETERS, sort(*SORTS), *PAGING],
-        responses={200: paged_shape("PagedExecutions", ExecutionShape(many=True))},
+        parameters=[
+            *SEARCH_PARAMETERS,
+            sort(*SORTS),
+            *PAGING,
+            query("after", "cursor: the `nextCursor` of the previous page (newest-first order only)"),
+        ],
+        responses={
+            200: inline_serializer(
+                "PagedExecutions",
+                {
+                    "results": ExecutionShape(many=True),
+                    "total": serializers.IntegerField(min_value=0),
+                    "nextCursor": serializers.CharField(required=False),
+                },
+            )
+        },
     )
     def get(self, request: Request, tenant: str) -> Response:
         ordering = query_sort(request, self.SORTS, ["-start_date", "-id"])
-        return paged(
-            request,
-            self.filtered(request, tenant).order_by(*ordering),
-            lambda execution: execution_dict(execution, runs=[]),
-        )
+        rows = self.filtered(request, tenant).order_by(*ordering)
+        render = lambda execution: execution_dict(execution, runs=[])  # noqa: E731
+        cursor = request.query_params.get("after")
+        if cursor is None and "page" in request.query_params:
+            return paged(request, rows, render)
+        return self.cursor_page(request, rows, render, cursor, ordering)
+
+    def cursor_page(
+        self,
+        request: Request,
+        rows: QuerySet[Execution],
+        render: Any,
+        cursor: str | None,
+        ordering: list[str],
+    ) -> Response:
+        """Keyset paging on (startDate, id), newest first: each page is an indexed range, however deep.
+        The answer carries `nextCursor` while more rows follow."""
+        size = query_int(request, "size", DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
+        total = rows.count()
+        if cursor is not None:
+            if ordering != ["-start_date", "-id"]:
+                raise ApiError("`after` pages in the default order only (no `sort`)", path="after")
+            start, last_id = _decode_cursor(cursor)
+            rows = rows.filter(Q(start_date__lt=start) | Q(start_date=start, id__lt=last_id))
+        window = list(rows[: size + 1])
+        body: dict[str, Any] = {"results": [render(row) for row in window[:size]], "total": total}
+        if len(window) > size and ordering == ["-start_date", "-id"]:
+            body["nextCursor"] = _encode_cursor(window[size - 1])
+        return Response(body)
 
     def filtered(self, request: Request, tenant: str) -> QuerySet[Execution]:
         """The executions the search's query parameters select."""
@@ -267,6 +307,21 @@ class ExecutionSearch(ExecutionView):
         if params.get("parentId"):
             executions = executions.filter(parent_id=params["parentId"])
         return executions
+
+
+def _encode_cursor(execution: Execution) -> str:
+    raw = f"{execution.start_date.isoformat()}|{execution.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[Any, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        start, last_id = raw.split("|", 1)
+        when = datetime.fromisoformat(start)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError("`after` is not a cursor this API gave", path="after") from None
+    return when, last_id
 
 
 class ExecutionKill(ExecutionView):

@@ -548,3 +548,37 @@ def test_follow_and_download_answer_clients_that_accept_only_their_media_type(ap
     assert b"no file" in b"".join(text.streaming_content)
     assert (missing.status_code, missing["Content-Type"]) == (404, "application/json")
     assert missing.json()["message"] == "execution `nope` not found"
+
+
+def test_search_pages_by_cursor_over_the_newest_first_order(api: Api, api_other: Api) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from flows.models import Execution
+
+    # given: seven executions a second apart (and one in another tenant)
+    api.post_yaml("flows", FAILING)
+    api_other.post_yaml("flows", FAILING)
+    api_other.post("executions/company.team/failing")
+    ids = [api.post("executions/company.team/failing").json()["id"] for _ in range(7)]
+    base = timezone.now() - timedelta(hours=1)
+    for offset, execution_id in enumerate(ids):
+        Execution.objects.filter(pk=execution_id).update(start_date=base + timedelta(seconds=offset))
+    # when: pages of three, following nextCursor
+    seen, pages, cursor = [], 0, None
+    while True:
+        params = {"size": 3, **({"after": cursor} if cursor else {})}
+        page = api.get("executions/search", **params).json()
+        seen += [execution["id"] for execution in page["results"]]
+        pages += 1
+        cursor = page.get("nextCursor")
+        if cursor is None:
+            break
+    # then: every execution once, newest first; bad cursors are refused
+    assert seen == list(reversed(ids))
+    assert pages == 3
+    assert page["total"] == 7
+    assert api.get("executions/search", after="garbage").status_code == 400
+    assert api.get("executions/search", after=cursor or "x", sort="id:asc").status_code == 400
+    assert "nextCursor" not in api.get("executions/search", page=1, size=3).json()

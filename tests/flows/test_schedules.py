@@ -176,3 +176,21 @@ triggers:
     assert first.trigger["id"] == "every_second"
     assert finished(first.id).state == "SUCCESS"
     delete_flow(Flow.objects.get(flow_id="yearly"))  # stop it
+
+
+def test_the_sync_command_creates_the_rows_of_flows_stored_before_triggers_existed() -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    # given: a flow whose trigger rows are missing (stored by an earlier version)
+    save(YEARLY)
+    Trigger.objects.all().delete()
+    out = StringIO()
+    # when
+    call_command("triggers", "sync", stdout=out)
+    call_command("triggers", "list", stdout=out)
+    # then
+    assert state().next_fire is not None
+    assert "synced the triggers of 1 flow(s)" in out.getvalue()
+    assert "company.team.yearly\tevery_year\tnext " in out.getvalue()

@@ -552,6 +552,24 @@ def machine() -> str:
     )
 
 
+# Sections other benchmarks write into the same file (bench/api_latency.py): kept as they are.
+KEPT_SECTIONS = ("## API latency",)
+
+
+def kept_sections(output: Path) -> str:
+    """The sections of the existing report that another benchmark wrote, to write back unchanged."""
+    if not output.exists():
+        return ""
+    text = output.read_text(encoding="utf-8")
+    kept = []
+    for title in KEPT_SECTIONS:
+        start = text.find("\n" + title + "\n")
+        if start >= 0:
+            end = text.find("\n## ", start + 1)
+            kept.append(text[start + 1 : end if end >= 0 else len(text)].strip("\n"))
+    return "\n\n".join(kept)
+
+
 def command() -> str:
     """The command line of this run, as typed from the repository."""
     return shlex.join([".venv/bin/python", "bench/run.py", *sys.argv[1:]])
@@ -626,6 +644,9 @@ def main() -> None:
             "## SQL statements of a one-task execution\n\nThe start call (counted in the latency runs) "
             "and the workers (throughput runs; their time is under full load).\n\n" + statements
         )
+    kept = kept_sections(args.output)
+    if kept:
+        sections.append(kept)
     report = "\n\n".join(sections)
     print(summary(results, args))
     args.output.write_text(report + "\n", encoding="utf-8")

@@ -249,6 +249,10 @@ def test_web_command_serves_health_and_compressed_static_files(tmp_path: Path) -
     command = list(compose["services"]["web"]["command"])
     port = _free_port()
     command = [str(Path(sys.executable).parent / command[0]), *command[1:]]
+    command = [  # with compose's `${VAR:-default}` interpolation
+        re.sub(r"\$\{(\w+):-([^}]*)\}", lambda found: env.get(found[1], found[2]), argument)
+        for argument in command
+    ]
     command = [
         f"--bind=127.0.0.1:{port}" if argument.startswith("--bind") else argument for argument in command
     ]

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from flows.api.base import body_datetime, paged, query_bool, query_choice
+from flows.api.base import body_datetime, field_error, paged, query_bool, query_choice
 from flows.api.errors import ApiError
 from flows.api.instance import InstanceAdminView
 from flows.api.schema import BatonAutoSchema, errors
@@ -69,10 +69,6 @@ def banner_dict(banner: Banner) -> dict[str, Any]:
     }
 
 
-def _unprocessable(path: str, message: str) -> ApiError:
-    return ApiError(f"{path}: {message}", status.HTTP_422_UNPROCESSABLE_ENTITY, path=path)
-
-
 def _changes(request: Request) -> dict[str, Any]:
     """The body's fields as the service's keyword arguments, each type-checked (422 with its path)."""
     body = request.data
@@ -80,27 +76,27 @@ def _changes(request: Request) -> dict[str, Any]:
         raise ApiError("send a JSON object", status.HTTP_422_UNPROCESSABLE_ENTITY)
     unknown = sorted(set(body) - set(_FIELDS) - _READ_ONLY)
     if unknown:
-        raise _unprocessable(unknown[0], f"unknown field; one of: {', '.join(_FIELDS)}")
+        raise field_error(unknown[0], f"unknown field; one of: {', '.join(_FIELDS)}")
     changes: dict[str, Any] = {}
     for name in ("message", "type"):
         if name in body:
             if not isinstance(body[name], str):
-                raise _unprocessable(name, f"must be a string, got `{body[name]}`")
+                raise field_error(name, f"must be a string, got `{body[name]}`")
             if "\x00" in body[name]:
-                raise _unprocessable(name, "must not contain a NUL character")
+                raise field_error(name, "must not contain a NUL character")
             changes[name] = body[name]
     for name in ("startDate", "endDate"):
         if name in body:
             changes[_FIELDS[name]] = body_datetime(body[name], name)
     if "active" in body:
         if not isinstance(body["active"], bool):
-            raise _unprocessable("active", f"must be true or false, got `{body['active']}`")
+            raise field_error("active", f"must be true or false, got `{body['active']}`")
         changes["active"] = body["active"]
     return changes
 
 
 def _refused(error: banners.InvalidBanner) -> ApiError:
-    return _unprocessable(_PATHS.get(error.field, error.field), error.message)
+    return field_error(_PATHS.get(error.field, error.field), error.message)
 
 
 class Banners(InstanceAdminView):

@@ -237,6 +237,11 @@ def query_datetime(request: Request, name: str) -> datetime | None:
     return value
 
 
+def field_error(path: str, message: str) -> ApiError:
+    """422 for one field of a body: `path: message`, with the path in the error list."""
+    return ApiError(f"{path}: {message}", status.HTTP_422_UNPROCESSABLE_ENTITY, path=path)
+
+
 def body_datetime(value: Any, path: str) -> datetime | None:
     """A date-time field of a JSON body, in UTC (None when absent); 422 naming `path` otherwise."""
     if value is None:
@@ -246,7 +251,7 @@ def body_datetime(value: Any, path: str) -> datetime | None:
         reason = (
             f"out of range: `{value}`" if out_of_range else f"must be an ISO-8601 date-time, got `{value}`"
         )
-        raise ApiError(f"{path}: {reason}", status.HTTP_422_UNPROCESSABLE_ENTITY, path=path)
+        raise field_error(path, reason)
     return parsed
 
 

@@ -14,7 +14,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from flows.api.base import body_datetime, paged, query_bool, query_choice
+from flows.api.base import body_datetime, field_error, paged, query_bool, query_choice
 from flows.api.errors import ApiError
 from flows.api.instance import InstanceAdminView
 from flows.api.schema import errors
@@ -101,15 +101,11 @@ def _audit_dict(row: KillSwitchAudit) -> dict[str, Any]:
     return {"action": row.action, "user": row.user or None, "date": iso(row.at), "snapshot": row.snapshot}
 
 
-def _unprocessable(path: str, message: str) -> ApiError:
-    return ApiError(f"{path}: {message}", status.HTTP_422_UNPROCESSABLE_ENTITY, path=path)
-
-
 def _refused(error: killswitches.InvalidKillSwitch) -> ApiError:
     """The service's error with the API's field name as its path."""
     if not error.field:
         return ApiError(str(error), status.HTTP_422_UNPROCESSABLE_ENTITY)
-    return _unprocessable(_PATHS.get(error.field, error.field), error.message)
+    return field_error(_PATHS.get(error.field, error.field), error.message)
 
 
 def _changes(request: Request) -> dict[str, Any]:
@@ -119,7 +115,7 @@ def _changes(request: Request) -> dict[str, Any]:
         raise ApiError("send a JSON object", status.HTTP_422_UNPROCESSABLE_ENTITY)
     unknown = sorted(set(body) - set(_FIELDS) - _READ_ONLY)
     if unknown:
-        raise _unprocessable(unknown[0], f"unknown field; one of: {', '.join(_FIELDS)}")
+        raise field_error(unknown[0], f"unknown field; one of: {', '.join(_FIELDS)}")
     changes: dict[str, Any] = {}
     for name, field in _FIELDS.items():
         if name not in body:
@@ -130,11 +126,11 @@ def _changes(request: Request) -> dict[str, Any]:
         elif value is None and name not in ("tenantId", "type", "reason"):
             changes[field] = ""  # no namespace, flow or execution: a wider scope
         elif not isinstance(value, str):
-            raise _unprocessable(name, f"must be a string, got `{value}`")
+            raise field_error(name, f"must be a string, got `{value}`")
         elif "\x00" in value:
-            raise _unprocessable(name, "must not contain a NUL character")
+            raise field_error(name, "must not contain a NUL character")
         elif len(value) > (_MAX_LENGTHS.get(field) or len(value)):
-            raise _unprocessable(name, f"at most {_MAX_LENGTHS[field]} characters")
+            raise field_error(name, f"at most {_MAX_LENGTHS[field]} characters")
         else:
             changes[field] = value
     return changes

@@ -9,28 +9,19 @@ triggers itself. Flow triggers see every namespace of their tenant; conditions n
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
 
 from django.db import transaction
 
 from flows.engine.states import TERMINAL_STATES
 from flows.errors import BatonError
-from flows.expressions import is_truthy
 from flows.models import Execution, Flow, Trigger
+from flows.services.conditions import TriggerScope, UnsupportedCondition
 from flows.services.flows import spec_of_source
-from flows.services.runtime import ExpressionServicesImpl, Masker, renderer
-from flows.spec.namespaces import within
 
 logger = logging.getLogger(__name__)
 
 FLOW_TRIGGER_TYPES = ("io.kestra.plugin.core.trigger.Flow", "io.kestra.core.models.triggers.types.Flow")
 _DEFAULT_STATES = {state.value for state in TERMINAL_STATES}
-
-
-def _kind(condition: Mapping[str, Any]) -> str:
-    """`io.kestra.plugin.core.condition.ExecutionFlow` and its legacy `...ExecutionFlowCondition`."""
-    return str(condition.get("type", "")).rsplit(".", 1)[-1].removesuffix("Condition")
 
 
 def on_execution_end(execution: Execution) -> None:
@@ -79,23 +70,10 @@ def _evaluate(execution: Execution, namespace: str, flow_id: str, trigger_id: st
         "labels": {label["key"]: label["value"] for label in execution.labels},
         "outputs": execution.outputs or {},
     }
-    context = {
-        "flow": {
-            "id": spec.id,
-            "namespace": spec.namespace,
-            "revision": flow.revision,
-            "tenantId": execution.tenant_id,
-        },
-        "trigger": variables,
-    }
-    services = ExpressionServicesImpl(
-        tenant=execution.tenant_id, namespace=namespace, execution_id="", masker=Masker()
-    )
-    if not all(
-        _holds(condition, execution, context, services) for condition in trigger.get("conditions") or []
-    ):
+    scope = TriggerScope(execution.tenant_id, spec, flow.revision, variables)
+    if not scope.all_hold(trigger.get("conditions") or [], "Flow triggers", execution):
         return
-    inputs = renderer.render_typed(trigger.get("inputs") or {}, context, services)
+    inputs = scope.inputs(trigger)
     start_execution(
         tenant=execution.tenant_id,
         namespace=namespace,
@@ -103,43 +81,4 @@ def _evaluate(execution: Execution, namespace: str, flow_id: str, trigger_id: st
         inputs=inputs if isinstance(inputs, dict) else {},
         labels=label_pairs(trigger.get("labels") or {}),
         trigger={"id": trigger_id, "type": trigger["type"], "variables": variables},
-    )
-
-
-class UnsupportedCondition(BatonError):
-    code = "unsupported_condition"
-    http_status = 422
-
-
-def _holds(
-    condition: Mapping[str, Any],
-    execution: Execution,
-    context: Mapping[str, Any],
-    services: ExpressionServicesImpl,
-) -> bool:
-    kind = _kind(condition)
-    if kind == "ExecutionFlow":
-        return execution.namespace == condition.get("namespace") and execution.flow_id == condition.get(
-            "flowId"
-        )
-    if kind == "ExecutionNamespace":
-        wanted = str(condition.get("namespace", ""))
-        comparison = str(condition.get("comparison") or ("PREFIX" if condition.get("prefix") else "EQUALS"))
-        if comparison == "PREFIX":
-            return within(execution.namespace, wanted) or execution.namespace.startswith(wanted)
-        if comparison == "SUFFIX":
-            return execution.namespace.endswith(wanted)
-        return execution.namespace == wanted
-    if kind == "ExecutionStatus":
-        allowed, refused = condition.get("in"), condition.get("notIn")
-        return (not allowed or execution.state in allowed) and (not refused or execution.state not in refused)
-    if kind == "ExecutionLabels":
-        wanted = condition.get("labels") or {}
-        pairs = wanted.items() if isinstance(wanted, Mapping) else ((i["key"], i["value"]) for i in wanted)
-        have = {label["key"]: label["value"] for label in execution.labels}
-        return all(have.get(str(key)) == str(value) for key, value in pairs)
-    if kind in ("Expression", "Variable"):
-        return is_truthy(renderer.render_typed(condition.get("expression"), context, services))
-    raise UnsupportedCondition(
-        f"condition type `{condition.get('type')}` is not supported on Flow triggers yet"
     )

@@ -19,11 +19,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from flows.errors import BatonError
-from flows.expressions import is_truthy
 from flows.models import Flow, Trigger, TriggerSlot
+from flows.services.conditions import TriggerScope
 from flows.services.executions import label_pairs, start_execution
 from flows.services.flows import spec_of_source
-from flows.services.runtime import ExpressionServicesImpl, Masker, renderer
 from flows.services.timers import armed
 from flows.services.variables import iso, parse_iso
 from flows.spec.cron import Cron, parse_cron
@@ -33,13 +32,6 @@ from flows.spec.model import FlowSpec
 
 logger = logging.getLogger(__name__)
 
-EXPRESSION_CONDITIONS = frozenset(
-    {
-        "io.kestra.plugin.core.condition.Expression",
-        "io.kestra.plugin.core.condition.ExpressionCondition",
-        "io.kestra.core.models.conditions.types.VariableCondition",
-    }
-)
 BATCH = 200  # due rows taken per tick
 _EPSILON = timedelta(microseconds=1)
 
@@ -208,24 +200,10 @@ def _start_slot(
             )
     except IntegrityError:
         return 0  # fired already (another beat, a duplicated tick or a backfill)
-    context = {
-        "flow": {
-            "id": spec.id,
-            "namespace": spec.namespace,
-            "revision": flow.revision,
-            "tenantId": flow.tenant_id,
-        },
-        "trigger": variables,
-    }
-    services = ExpressionServicesImpl(
-        tenant=flow.tenant_id, namespace=flow.namespace, execution_id="", masker=Masker()
-    )
-    for condition in trigger.get("conditions") or []:
-        if condition.get("type") not in EXPRESSION_CONDITIONS:
-            raise ScheduleError(f"condition type `{condition.get('type')}` is not supported on schedules yet")
-        if not is_truthy(renderer.render_typed(condition.get("expression"), context, services)):
-            return 0
-    inputs = renderer.render_typed(trigger.get("inputs") or {}, context, services)
+    scope = TriggerScope(flow.tenant_id, spec, flow.revision, variables)
+    if not scope.all_hold(trigger.get("conditions") or [], "schedules"):
+        return 0
+    inputs = scope.inputs(trigger)
     labels = label_pairs(trigger.get("labels") or {})
     if backfill is not None:  # a backfill's inputs and labels win over the trigger's
         inputs = {**(inputs if isinstance(inputs, dict) else {}), **(backfill.get("inputs") or {})}

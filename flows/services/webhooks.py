@@ -15,22 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from flows.errors import BatonError, ExpressionError, InputValidationError
-from flows.expressions import is_truthy
+from flows.errors import BatonError, InputValidationError
 from flows.models import Execution, Flow
+from flows.services.conditions import TriggerScope
 from flows.services.executions import label_pairs, start_execution
 from flows.services.flows import spec_of_source
 from flows.services.runtime import ExpressionServicesImpl, Masker, renderer
 from flows.spec.loader import WEBHOOK_TRIGGER_TYPES
 from flows.spec.model import FlowSpec
 
-EXPRESSION_CONDITIONS = frozenset(
-    {
-        "io.kestra.plugin.core.condition.Expression",
-        "io.kestra.plugin.core.condition.ExpressionCondition",
-        "io.kestra.core.models.conditions.types.VariableCondition",
-    }
-)
 # Never handed to the flow: they authenticate the caller to a proxy, not to the flow.
 HIDDEN_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
@@ -115,14 +108,10 @@ def fire_webhook(tenant: str, namespace: str, flow_id: str, key: str, call: Webh
     if flow is None or spec is None or trigger is None:
         raise WebhookNotFound(f"no webhook `{namespace}.{flow_id}` with this key")
     variables = call.variables()
-    context = {
-        "flow": {"id": spec.id, "namespace": spec.namespace, "revision": flow.revision, "tenantId": tenant},
-        "trigger": variables,
-    }
-    services = _services(tenant, namespace)
-    if not all(_holds(condition, context, services) for condition in trigger.get("conditions") or []):
+    scope = TriggerScope(tenant, spec, flow.revision, variables)
+    if not scope.all_hold(trigger.get("conditions") or [], "webhooks"):
         return Fired(None, trigger)
-    inputs = renderer.render_typed(trigger.get("inputs") or {}, context, services)
+    inputs = scope.inputs(trigger)
     if not isinstance(inputs, dict):
         raise InputValidationError("inputs", "the webhook's `inputs` must render to a map")
     execution = start_execution(
@@ -149,15 +138,6 @@ def _trigger_of(tenant: str, spec: FlowSpec, key: str) -> Mapping[str, Any] | No
         if expected and hmac.compare_digest(expected.encode(), key.encode()):
             return trigger
     return None
-
-
-def _holds(
-    condition: Mapping[str, Any], context: Mapping[str, Any], services: ExpressionServicesImpl
-) -> bool:
-    kind = condition.get("type")
-    if kind not in EXPRESSION_CONDITIONS:
-        raise ExpressionError(f"condition type `{kind}` is not supported on webhooks yet (only Expression)")
-    return is_truthy(renderer.render_typed(condition.get("expression"), context, services))
 
 
 def _services(tenant: str, namespace: str) -> ExpressionServicesImpl:

@@ -516,6 +516,8 @@ class Trigger(models.Model):
     error = models.TextField(blank=True, default="")
     # a running backfill: {"start", "end", "currentDate", "inputs", "labels", "paused"} (dates in UTC)
     backfill = models.JSONField(null=True, blank=True)
+    # a Flow trigger's preconditions window: {"start", "end", "results": {condition: when met}} (UTC)
+    window = models.JSONField(null=True, blank=True)
     updated = models.DateTimeField(default=timezone.now)
 
     class Meta:

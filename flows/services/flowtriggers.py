@@ -17,10 +17,11 @@ from flows.errors import BatonError
 from flows.models import Execution, Flow, Trigger
 from flows.services.conditions import TriggerScope, UnsupportedCondition
 from flows.services.flows import spec_of_source
+from flows.spec.flow_trigger import FLOW_TRIGGER_TYPES
 
 logger = logging.getLogger(__name__)
 
-FLOW_TRIGGER_TYPES = ("io.kestra.plugin.core.trigger.Flow", "io.kestra.core.models.triggers.types.Flow")
+
 _DEFAULT_STATES = {state.value for state in TERMINAL_STATES}
 
 

@@ -31,9 +31,11 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from flows.engine.states import State
 from flows.errors import FlowValidationError, Violation
 from flows.spec.cron import CronError, parse_cron
 from flows.spec.durations import parse_duration
+from flows.spec.flow_trigger import FLOW_TRIGGER_TYPES, check_flow_trigger
 from flows.spec.marked_yaml import Mark, MarkedDict, MarkedList, load_marked, plain
 from flows.spec.model import (
     ConcurrencySpec,
@@ -47,6 +49,7 @@ from flows.spec.model import (
     SlaSpec,
     TaskSpec,
 )
+from flows.spec.polling import POLLING_TRIGGER_TYPES, check_polling_trigger
 from flows.spec.registry import INTERNAL_TASKS, TaskTypes
 
 FLOW_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*"
@@ -574,6 +577,7 @@ SCHEDULE_TRIGGER_TYPES = (
     "io.kestra.core.models.triggers.types.Schedule",
 )
 RECOVER_MISSED = ("ALL", "LAST", "NONE")
+_STATE_NAMES = frozenset(state.value for state in State)
 
 
 def _check_schedule(checker: _Checker, data: MarkedDict, path: str) -> None:
@@ -601,6 +605,18 @@ def _check_schedule(checker: _Checker, data: MarkedDict, path: str) -> None:
             checker.add(_join(path, "lateMaximumDelay"), str(error), data.mark_of("lateMaximumDelay"))
 
 
+def _check_stop_after(checker: _Checker, data: MarkedDict, path: str) -> None:
+    """`stopAfter`: the states of a started execution that disable its trigger."""
+    states = checker.sequence(data, "stopAfter", path)
+    for index, state in enumerate(states or ()):
+        if state not in _STATE_NAMES:
+            checker.add(
+                f"{path}.stopAfter[{index}]",
+                f"must be an execution state ({', '.join(sorted(_STATE_NAMES))}), got {state!r}",
+                _mark_in(states, index),
+            )
+
+
 def _check_triggers(checker: _Checker, doc: MarkedDict) -> tuple[dict[str, Any], ...]:
     items = checker.sequence(doc, "triggers", "")
     if items is None:
@@ -618,6 +634,11 @@ def _check_triggers(checker: _Checker, doc: MarkedDict) -> tuple[dict[str, Any],
             checker.string(data, "key", path, required=True)
         elif trigger_type in SCHEDULE_TRIGGER_TYPES:
             _check_schedule(checker, data, path)
+        elif trigger_type in FLOW_TRIGGER_TYPES:
+            check_flow_trigger(checker, data, path)
+        elif trigger_type in POLLING_TRIGGER_TYPES:
+            check_polling_trigger(checker, data, path)
+        _check_stop_after(checker, data, path)
         if trigger_id is not None and trigger_id in seen:
             checker.add(
                 f"{path}.id",

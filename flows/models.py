@@ -512,7 +512,10 @@ class Trigger(models.Model):
     last_fire = models.DateTimeField(null=True, blank=True)
     last_evaluation = models.DateTimeField(null=True, blank=True)
     disabled = models.BooleanField(default=False)  # set by an operator; the YAML's `disabled` also counts
-    locked_until = models.DateTimeField(null=True, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)  # a polling evaluation under way
+    # the execution this (schedule or polling) trigger started and that still runs: Kestra's lock, the
+    # trigger is not evaluated again until it ends (or an operator unlocks it)
+    execution_id = models.CharField(max_length=32, blank=True, default="")
     error = models.TextField(blank=True, default="")
     # a running backfill: {"start", "end", "currentDate", "inputs", "labels", "paused"} (dates in UTC)
     backfill = models.JSONField(null=True, blank=True)

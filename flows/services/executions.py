@@ -31,11 +31,13 @@ from flows.services.flows import parse_flow, spec_of_revision
 from flows.services.folders import WORKING_DIRECTORY, close_working_directory
 from flows.services.rows import insert_rows, one_round_trip, quote
 from flows.services.runtime import ExpressionServicesImpl, LogWriter, Masker, TaskLogger, renderer
-from flows.services.timers import Kind, arm, arm_in, disarm
+from flows.services.timers import Kind, arm, arm_in, armed, disarm
 from flows.services.variables import execution_variables, iso, parse_iso, taskrun_variables
 from flows.spec import parse_inputs
 from flows.spec.durations import format_duration
+from flows.spec.loader import SCHEDULE_TRIGGER_TYPES
 from flows.spec.model import FlowSpec, TaskSpec
+from flows.spec.polling import POLLING_TRIGGER_TYPES
 from flows.storage import execution_prefix, storage_for
 from plugins.registry import default_registry
 
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
     from flows.services.attempts import Continuation
 
 logger = logging.getLogger(__name__)
+# triggers that are not evaluated again while an execution they started still runs (Kestra's lock)
+LOCKING_TRIGGER_TYPES = frozenset((*SCHEDULE_TRIGGER_TYPES, *POLLING_TRIGGER_TYPES))
 
 
 class FlowNotFound(BatonError):
@@ -721,6 +725,31 @@ def _finish(scope: ExecutionScope, state: State, now: Any, held_slot: bool | Non
     from flows.services.flowtriggers import on_execution_end
 
     on_execution_end(execution)
+    _release_trigger(execution, spec, now)
+
+
+def _release_trigger(execution: Execution, spec: FlowSpec, now: datetime) -> None:
+    """The schedule or polling trigger that started this execution is evaluated again now that it
+    ended (Kestra's trigger lock), unless its `stopAfter` lists the end state: then it disables itself
+    (enabling it again is the operator's call)."""
+    started_by = execution.trigger or {}
+    if started_by.get("type") not in LOCKING_TRIGGER_TYPES:
+        return
+    trigger = next((t for t in spec.triggers if t.get("id") == started_by.get("id")), None)
+    if trigger is None:
+        return
+    from flows.models import Trigger
+
+    rows = Trigger.objects.filter(
+        tenant_id=execution.tenant_id,
+        namespace=execution.namespace,
+        flow_id=execution.flow_id,
+        trigger_id=trigger["id"],
+    )
+    if execution.state in (trigger.get("stopAfter") or ()):
+        rows.update(disabled=True, execution_id="", updated=now)
+    elif rows.filter(execution_id=execution.id).update(execution_id="", updated=now):
+        transaction.on_commit(armed.set)  # the embedded ticker fires what waited for this end
 
 
 def _violate_sla(scope: ExecutionScope, sla: Any, state: State) -> State:

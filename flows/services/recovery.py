@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from flows.engine.retry import final_state
 from flows.engine.states import TERMINAL_STATES, State
-from flows.models import Execution, TaskRun, Timer, Worker
+from flows.models import Execution, TaskRun, Timer, Trigger, Worker
 from flows.services.executions import (
     ExecutionScope,
     _advance_locked,
@@ -112,7 +112,23 @@ def reap() -> dict[str, int]:
         "lost": _reap_lost_workers(),
         "resent": _resend_submitted(),
         "advanced": _advance_stalled(),
+        "unlocked": _release_orphan_trigger_locks(),
     }
+
+
+def _release_orphan_trigger_locks() -> int:
+    """A trigger waits for the execution it started to end; if that execution ended without
+    releasing it (deleted, or ended by a version without the lock), release it here."""
+    locked = dict(Trigger.objects.exclude(execution_id="").values_list("execution_id", "pk")[:_BATCH])
+    if not locked:
+        return 0
+    running = set(
+        Execution.objects.filter(id__in=list(locked))
+        .exclude(state__in=TERMINAL_STATES)
+        .values_list("id", flat=True)
+    )
+    orphans = [pk for execution_id, pk in locked.items() if execution_id not in running]
+    return Trigger.objects.filter(pk__in=orphans).update(execution_id="", updated=timezone.now())
 
 
 def _reap_lost_workers() -> int:

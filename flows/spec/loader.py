@@ -33,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 
 from flows.engine.states import State
 from flows.errors import FlowValidationError, Violation
+from flows.spec.conditions import check_condition
 from flows.spec.cron import CronError, parse_cron
 from flows.spec.durations import parse_duration
 from flows.spec.flow_trigger import FLOW_TRIGGER_TYPES, check_flow_trigger
@@ -639,6 +640,14 @@ def _check_triggers(checker: _Checker, doc: MarkedDict) -> tuple[dict[str, Any],
         elif trigger_type in POLLING_TRIGGER_TYPES:
             check_polling_trigger(checker, data, path)
         _check_stop_after(checker, data, path)
+        for index, condition in enumerate(checker.sequence(data, "conditions", path) or ()):
+            checker.violations.extend(
+                check_condition(
+                    condition,
+                    f"{path}.conditions[{index}]",
+                    with_execution=trigger_type in FLOW_TRIGGER_TYPES,
+                )
+            )
         if trigger_id is not None and trigger_id in seen:
             checker.add(
                 f"{path}.id",

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from flows import services
+from flows.errors import FlowValidationError
 from flows.models import Execution, Trigger
 from tests.fixtures.executions import Finished, finished
 from tests.fixtures.waiting import wait_until
@@ -198,13 +199,15 @@ def test_a_chain_of_flow_triggers_runs_each_once(run_flow: Callable[..., Finishe
 
 
 @pytest.mark.usefixtures("transactional_db")
-def test_an_unsupported_condition_is_recorded_on_the_trigger(run_flow: Callable[..., Finished]) -> None:
+def test_a_condition_that_fails_to_evaluate_is_recorded_on_the_trigger(
+    run_flow: Callable[..., Finished],
+) -> None:
     # given
     save(
         downstream("""
-        - id: odd
+        - id: broken
           type: io.kestra.plugin.core.trigger.Flow
-          conditions: [{type: io.kestra.plugin.core.condition.DayWeek, dayOfWeek: MONDAY}]
+          conditions: [{type: io.kestra.plugin.core.condition.Expression, expression: "{{ 1 / 0 }}"}]
     """)
     )
     # when
@@ -212,24 +215,21 @@ def test_an_unsupported_condition_is_recorded_on_the_trigger(run_flow: Callable[
     # then: the upstream execution ended as it did; the trigger says why nothing started
     assert upstream.state == "SUCCESS"
     assert started() == []
-    assert "DayWeek" in Trigger.objects.get(flow_id="downstream").error
+    assert upstream.data["id"] in Trigger.objects.get(flow_id="downstream").error
 
 
-def test_preconditions_are_not_guessed_at(run_flow: Callable[..., Finished]) -> None:
-    # given: a trigger with preconditions, which are not evaluated yet
-    save(
-        downstream("""
-        - id: both
-          type: io.kestra.plugin.core.trigger.Flow
-          preconditions:
-            id: both
-            flows:
-              - {namespace: company.team, flowId: upstream, states: [SUCCESS]}
-              - {namespace: company.team, flowId: other, states: [SUCCESS]}
-        """)
-    )
+def test_an_unsupported_condition_is_refused_with_its_line() -> None:
     # when
-    run_flow(UPSTREAM)
-    # then: nothing starts on a guess, and the trigger row says why
-    assert started() == []
-    assert "preconditions" in Trigger.objects.get(flow_id="downstream").error
+    with pytest.raises(FlowValidationError) as error:
+        save(
+            downstream("""
+            - id: odd
+              type: io.kestra.plugin.core.trigger.Flow
+              conditions: [{type: io.kestra.plugin.core.condition.ExecutionOutputs, expression: "x"}]
+            """)
+        )
+    # then
+    (violation,) = error.value.violations
+    assert violation.path == "triggers[0].conditions[0].type"
+    assert violation.line == 13
+    assert "ExecutionOutputs" in violation.message

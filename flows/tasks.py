@@ -50,12 +50,25 @@ PERIODIC_TIME_LIMIT = 300.0
 @baton_task(name="baton.tick", queue=EXECUTOR_QUEUE, time_limit=PERIODIC_TIME_LIMIT)
 def tick() -> None:
     """Sent by celery-beat every second: fire due timers (retries, pauses, sleeps, SLA deadlines)
-    and due schedules."""
+    and due schedules, and send the due polling triggers to workers."""
+    from flows.services.polling import dispatch_due
     from flows.services.schedules import fire_due
     from flows.services.timers import release_due
 
     release_due()
     fire_due()
+    dispatch_due()
+
+
+# On the workers' queue, like a task run: the call may take its whole timeout, which must not hold
+# the executor queue that advances executions (Kestra also evaluates polling triggers on workers).
+@baton_task(name="baton.poll_trigger", queue=DEFAULT_QUEUE)
+def poll_trigger(trigger_pk: int, claimed_at: str, lease: str) -> None:
+    """Evaluate one polling trigger that a tick claimed until `lease`."""
+    from flows.services.polling import evaluate
+    from flows.services.variables import parse_iso
+
+    evaluate(trigger_pk, parse_iso(claimed_at), parse_iso(lease))
 
 
 @baton_task(name="baton.reap", queue=EXECUTOR_QUEUE, time_limit=PERIODIC_TIME_LIMIT)
@@ -100,6 +113,10 @@ def send_complete_subflow(child_execution_id: str) -> None:
 
 def send_kill(execution_id: str, reason: str | None = None) -> None:
     _send(kill, (execution_id, reason))
+
+
+def send_poll_trigger(trigger_pk: int, claimed_at: str, lease: str) -> None:
+    _send(poll_trigger, (trigger_pk, claimed_at, lease))  # lost: the lease expires, a tick claims it again
 
 
 def _send(task: Any, args: tuple[Any, ...], queue: str | None = None) -> None:

@@ -65,7 +65,8 @@ def embedded_worker(threads: int | None = None, stop_timeout: float = 0.2) -> It
 
 
 class Ticker:
-    """celery-beat's part in the embedded default: fire due timers and run the reaper, in a thread.
+    """celery-beat's part in the embedded default: fire due timers, schedules and polling triggers,
+    and run the reaper, in a thread.
 
     It sleeps until the next timer is due (at most one tick interval) and wakes at once when this
     process arms a timer, so a 100 ms retry back-off waits 100 ms, not a whole tick.
@@ -89,7 +90,7 @@ class Ticker:
         from django.db import close_old_connections, connection
         from django.utils import timezone
 
-        from flows.services import schedules
+        from flows.services import polling, schedules
         from flows.services.recovery import reap
         from flows.services.timers import armed, next_due, release_due
 
@@ -100,10 +101,12 @@ class Ticker:
             try:
                 release_due()
                 schedules.fire_due()
+                polling.dispatch_due()
                 if time.monotonic() >= next_reap:
                     reap()
                     next_reap = time.monotonic() + settings.BATON_REAPER_INTERVAL_SECONDS
-                due = min((when for when in (next_due(), schedules.next_due()) if when), default=None)
+                dues = (next_due(), schedules.next_due(), polling.next_due())
+                due = min((when for when in dues if when), default=None)
                 if due is not None:
                     wait = min(wait, max((due - timezone.now()).total_seconds(), 0.0))
             except Exception:  # the ticker outlives a bad pass; the next one tries again

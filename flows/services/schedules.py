@@ -11,15 +11,16 @@ and `trigger.previous`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from flows.errors import BatonError
-from flows.models import Flow, Trigger, TriggerSlot
+from flows.models import Execution, Flow, Trigger, TriggerSlot
 from flows.services.conditions import TriggerScope
 from flows.services.executions import label_pairs, start_execution
 from flows.services.flows import spec_of_source
@@ -29,6 +30,7 @@ from flows.spec.cron import Cron, parse_cron
 from flows.spec.durations import parse_duration
 from flows.spec.loader import SCHEDULE_TRIGGER_TYPES
 from flows.spec.model import FlowSpec
+from flows.spec.polling import POLLING_TRIGGER_TYPES, polling_config
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +53,8 @@ def _config(trigger: Mapping[str, Any]) -> dict[str, Any]:
 
 def sync_triggers(flow: Flow, spec: FlowSpec | None, now: datetime | None = None) -> None:
     """Bring the flow's trigger rows (one per trigger, any type) in line with its current definition
-    (None: the flow is gone). A new or changed schedule gets its next fire time from now; an
-    unchanged one keeps its state."""
+    (None: the flow is gone). A new or changed schedule gets its next fire time from now, a new or
+    changed polling trigger is evaluated at the next tick; an unchanged one keeps its state."""
     now = now or timezone.now()
     rows = Trigger.objects.filter(tenant_id=flow.tenant_id, namespace=flow.namespace, flow_id=flow.flow_id)
     triggers = {}
@@ -62,11 +64,10 @@ def sync_triggers(flow: Flow, spec: FlowSpec | None, now: datetime | None = None
     existing = {row.trigger_id: row for row in rows}
     for trigger_id, trigger in triggers.items():
         row = existing.get(trigger_id)
-        schedule = trigger.get("type") in SCHEDULE_TRIGGER_TYPES
-        config = _config(trigger) if schedule else {}
+        config = _state_config(trigger)
         if row is not None and row.config == config and row.type == trigger["type"]:
             continue
-        next_fire = cron_of(trigger).next_after(now) if schedule else None
+        next_fire = _first_fire(trigger, now)
         if row is None:
             Trigger.objects.create(
                 tenant_id=flow.tenant_id,
@@ -81,13 +82,37 @@ def sync_triggers(flow: Flow, spec: FlowSpec | None, now: datetime | None = None
             rows.filter(pk=row.pk).update(
                 type=trigger["type"], config=config, next_fire=next_fire, updated=now
             )
-    if any(t.get("type") in SCHEDULE_TRIGGER_TYPES for t in triggers.values()):
+    if any(t.get("type") in _TIMED_TRIGGER_TYPES for t in triggers.values()):
         transaction.on_commit(armed.set)  # the embedded ticker re-plans its sleep
+
+
+_TIMED_TRIGGER_TYPES = (*SCHEDULE_TRIGGER_TYPES, *POLLING_TRIGGER_TYPES)  # the ones with a next_fire
+
+
+def _state_config(trigger: Mapping[str, Any]) -> dict[str, Any]:
+    if trigger.get("type") in SCHEDULE_TRIGGER_TYPES:
+        return _config(trigger)
+    if trigger.get("type") in POLLING_TRIGGER_TYPES:
+        return polling_config(trigger)
+    return {}
+
+
+def _first_fire(trigger: Mapping[str, Any], now: datetime) -> datetime | None:
+    """When a new, changed or enabled trigger fires first: a schedule at its next slot, a polling
+    trigger at the next tick (never, while its own `disabled` is true; a disabled flow is skipped at
+    each evaluation, so that enabling it again needs no trigger change)."""
+    if trigger.get("type") in SCHEDULE_TRIGGER_TYPES:
+        return cron_of(trigger).next_after(now)
+    if trigger.get("type") in POLLING_TRIGGER_TYPES and trigger.get("disabled") is not True:
+        return now
+    return None
 
 
 def next_due() -> datetime | None:
     return (
-        Trigger.objects.filter(disabled=False, next_fire__isnull=False)
+        Trigger.objects.filter(
+            type__in=SCHEDULE_TRIGGER_TYPES, disabled=False, execution_id="", next_fire__isnull=False
+        )
         .order_by("next_fire")
         .values_list("next_fire", flat=True)
         .first()
@@ -98,7 +123,9 @@ def fire_due(now: datetime | None = None) -> int:
     """Fire the schedules due by `now`; returns how many executions started. Safe in several processes."""
     now = now or timezone.now()
     ids = list(
-        Trigger.objects.filter(disabled=False, next_fire__lte=now)
+        Trigger.objects.filter(
+            type__in=SCHEDULE_TRIGGER_TYPES, disabled=False, execution_id="", next_fire__lte=now
+        )
         .order_by("next_fire")
         .values_list("id", flat=True)[:BATCH]
     )
@@ -115,36 +142,68 @@ def fire_due(now: datetime | None = None) -> int:
 
 
 def _fire(trigger_pk: int, now: datetime) -> int:
+    """Evaluate one due schedule: start its first due slot (as `recoverMissedSchedules` and
+    `lateMaximumDelay` say), and hold it until that execution ends (Kestra's lock: slots missed
+    meanwhile are caught up one by one afterwards, or not at all, as `recoverMissedSchedules` says)."""
     with transaction.atomic():
         row = Trigger.objects.select_for_update(skip_locked=True).filter(pk=trigger_pk).first()
-        if row is None or row.disabled or row.next_fire is None or row.next_fire > now:
-            return 0  # another tick has it, or it changed meanwhile
+        if row is None or row.disabled or row.execution_id or row.next_fire is None or row.next_fire > now:
+            return 0  # another tick has it, it waits for its execution, or it changed meanwhile
         found = _definition(row)
         if found is None:
             row.delete()
             return 0
         flow, spec, trigger = found
         cron = cron_of(trigger)
-        slots = [row.next_fire, *cron.fires_between(row.next_fire, now)]
+        due = row.next_fire
         row.next_fire = cron.next_after(now)
         row.last_evaluation = now
         row.updated = now
+        row.error = ""
         started = 0
-        error = ""
         if not (flow.disabled or spec.disabled or trigger.get("disabled") is True):
-            for slot in _to_fire(slots, trigger, now):
-                try:
-                    started += _start_slot(flow, spec, trigger, cron, slot)
-                except BatonError as failure:
-                    error = f"slot {iso(slot)}: {failure}"
+            for slot in _due_slots(cron, trigger, due, now):
                 row.last_fire = slot
-        row.error = error
-        row.save(update_fields=["next_fire", "last_fire", "last_evaluation", "updated", "error"])
+                try:
+                    execution = _start_slot(flow, spec, trigger, cron, slot)
+                except BatonError as failure:
+                    row.error = f"slot {iso(slot)}: {failure}"
+                    continue
+                if execution is not None:
+                    started = 1
+                    row.execution_id = "" if execution.is_terminal else execution.id
+                    row.next_fire = cron.next_after(slot)  # missed slots after it: once it ended
+                    break
+        row.save(
+            update_fields=["next_fire", "last_fire", "last_evaluation", "updated", "error", "execution_id"]
+        )
     return started
 
 
+def _due_slots(cron: Cron, trigger: Mapping[str, Any], due: datetime, now: datetime) -> Iterator[datetime]:
+    """The slots from `due` (the first one not evaluated) to `now` that may still start, oldest first,
+    after `recoverMissedSchedules` (ALL, LAST, NONE) and `lateMaximumDelay`; at most BATCH of them."""
+    late = trigger.get("lateMaximumDelay")
+    if late:  # slots later than this are skipped: begin with the first one in time
+        due = max(due, cron.next_after(now - parse_duration(late) - _EPSILON))
+    recover = trigger.get("recoverMissedSchedules") or "ALL"
+    if recover == "ALL":
+        yield from islice((slot for slot in [due, *cron.fires_between(due, now)] if slot <= now), BATCH)
+        return
+    last = cron.previous_before(now)
+    if last >= due and (recover == "LAST" or (now - last).total_seconds() <= 60):
+        yield last  # NONE: only a slot due since the last tick or so, never a missed one
+
+
 def _definition(row: Trigger) -> tuple[Flow, FlowSpec, Mapping[str, Any]] | None:
-    """The flow, its definition and the schedule of a trigger row; None when they are gone."""
+    return definition_of(row, SCHEDULE_TRIGGER_TYPES)
+
+
+def definition_of(
+    row: Trigger, types: tuple[str, ...] = _TIMED_TRIGGER_TYPES
+) -> tuple[Flow, FlowSpec, Mapping[str, Any]] | None:
+    """The flow, its definition and the trigger (of one of `types`) of a trigger row; None when they
+    are gone."""
     flow = (
         Flow.objects.filter(
             tenant_id=row.tenant_id, namespace=row.namespace, flow_id=row.flow_id, deleted=False
@@ -156,23 +215,9 @@ def _definition(row: Trigger) -> tuple[Flow, FlowSpec, Mapping[str, Any]] | None
         return None
     spec = spec_of_source(flow.source)
     trigger = next((t for t in spec.triggers if t["id"] == row.trigger_id), None)
-    if trigger is None or trigger.get("type") not in SCHEDULE_TRIGGER_TYPES:
+    if trigger is None or trigger.get("type") not in types:
         return None
     return flow, spec, trigger
-
-
-def _to_fire(slots: list[datetime], trigger: Mapping[str, Any], now: datetime) -> list[datetime]:
-    """The due slots to start, after `recoverMissedSchedules` and `lateMaximumDelay`."""
-    late = trigger.get("lateMaximumDelay")
-    if late:
-        limit = parse_duration(late)
-        slots = [slot for slot in slots if now - slot <= limit]
-    recover = trigger.get("recoverMissedSchedules") or "ALL"
-    if recover == "LAST":
-        return slots[-1:]
-    if recover == "NONE":  # only a slot due since the last tick or so, never a missed one
-        return [slot for slot in slots[-1:] if (now - slot).total_seconds() <= 60]
-    return slots
 
 
 def _start_slot(
@@ -182,8 +227,8 @@ def _start_slot(
     cron: Cron,
     slot: datetime,
     backfill: Mapping[str, Any] | None = None,
-) -> int:
-    """Start the execution of one slot, once: 0 when it already fired or a condition does not hold."""
+) -> Execution | None:
+    """Start the execution of one slot, once: None when it already fired or a condition does not hold."""
     variables = {
         "date": iso(slot),
         "next": iso(cron.next_after(slot)),
@@ -199,10 +244,10 @@ def _start_slot(
                 slot=slot,
             )
     except IntegrityError:
-        return 0  # fired already (another beat, a duplicated tick or a backfill)
-    scope = TriggerScope(flow.tenant_id, spec, flow.revision, variables)
+        return None  # fired already (another beat, a duplicated tick or a backfill)
+    scope = TriggerScope(flow.tenant_id, spec, flow.revision, variables, zone=cron.zone)
     if not scope.all_hold(trigger.get("conditions") or [], "schedules"):
-        return 0
+        return None
     inputs = scope.inputs(trigger)
     labels = label_pairs(trigger.get("labels") or {})
     if backfill is not None:  # a backfill's inputs and labels win over the trigger's
@@ -223,7 +268,7 @@ def _start_slot(
         trigger_id=trigger["id"],
         slot=slot,
     ).update(execution_id=execution.id)
-    return 1
+    return execution
 
 
 # ---------------------------------------------------------------------------------------------- operators
@@ -236,29 +281,33 @@ class TriggerNotFound(BatonError):
 
 def set_disabled(row: Trigger, disabled: bool, now: datetime | None = None) -> Trigger:
     """Disable or enable a trigger. Enabling does not replay the slots missed meanwhile: the schedule
-    goes on with its next upcoming slot (a backfill replays them on request)."""
+    goes on with its next upcoming slot (a backfill replays them on request); a polling trigger is
+    evaluated at the next tick."""
     now = now or timezone.now()
     row.disabled = disabled
     row.updated = now
     if not disabled:
-        found = _definition(row)
+        found = definition_of(row)
         if found is not None:
-            row.next_fire = cron_of(found[2]).next_after(now)
+            row.next_fire = _first_fire(found[2], now)
         transaction.on_commit(armed.set)
     row.save(update_fields=["disabled", "next_fire", "updated"])
     return row
 
 
 def unlock(row: Trigger, now: datetime | None = None) -> Trigger:
-    """Release a stuck trigger: drop its evaluation lock and error, and give a schedule a next slot."""
+    """Release a stuck trigger: drop its evaluation lock, the execution it waits for and its error,
+    and give it a next fire time if it has none."""
     now = now or timezone.now()
-    found = _definition(row)
+    found = definition_of(row)
     row.locked_until = None
+    row.execution_id = ""
     row.error = ""
     if row.next_fire is None and found is not None:
-        row.next_fire = cron_of(found[2]).next_after(now)
+        row.next_fire = _first_fire(found[2], now)
     row.updated = now
-    row.save(update_fields=["locked_until", "error", "next_fire", "updated"])
+    row.save(update_fields=["locked_until", "execution_id", "error", "next_fire", "updated"])
+    transaction.on_commit(armed.set)
     return row
 
 
@@ -334,7 +383,7 @@ def _advance_backfill(trigger_pk: int, now: datetime) -> int:
         started = 0
         for slot in slots:
             try:
-                started += _start_slot(flow, spec, trigger, cron, slot, backfill=backfill)
+                started += _start_slot(flow, spec, trigger, cron, slot, backfill=backfill) is not None
             except BatonError as failure:
                 row.error = f"backfill slot {iso(slot)}: {failure}"
         done = not slots or slots[-1] >= end or len(slots) < BATCH

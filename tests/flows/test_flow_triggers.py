@@ -218,7 +218,7 @@ def test_a_condition_that_fails_to_evaluate_is_recorded_on_the_trigger(
     assert upstream.data["id"] in Trigger.objects.get(flow_id="downstream").error
 
 
-def test_an_unsupported_condition_is_refused_with_its_line() -> None:
+def test_an_unsupported_condition_is_refused_with_its_line(transactional_db: None) -> None:
     # when
     with pytest.raises(FlowValidationError) as error:
         save(
@@ -233,3 +233,43 @@ def test_an_unsupported_condition_is_refused_with_its_line() -> None:
     assert violation.path == "triggers[0].conditions[0].type"
     assert violation.line == 13
     assert "ExecutionOutputs" in violation.message
+
+
+SYSTEM_ALERT = """
+id: alert
+namespace: system
+tasks:
+  - id: saw
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ trigger.namespace }}.{{ trigger.flowId }} {{ trigger.state }}"
+triggers:
+  - id: on_failure
+    type: io.kestra.plugin.core.trigger.Flow
+    states: [FAILED, WARNING]
+    preconditions:
+      id: company
+      where:
+        - id: company
+          filters:
+            - {field: NAMESPACE, type: STARTS_WITH, value: company}
+"""
+
+
+def test_a_system_flow_watches_every_namespace_of_its_tenant(run_flow: Callable[..., Finished]) -> None:
+    # given: Kestra's system-flow pattern, in this tenant and in another one
+    save(SYSTEM_ALERT)
+    services.ensure_tenant("other")
+    services.save_flow_revision("other", SYSTEM_ALERT)
+    # when: flows of two namespaces fail in this tenant, one succeeds, and one fails in the other tenant
+    failed = run_flow(UPSTREAM, inputs={"fail": True})
+    run_flow(UPSTREAM.replace("company.team", "company.sales.eu"), inputs={"fail": True})
+    run_flow(UPSTREAM)
+    run_flow(UPSTREAM, inputs={"fail": True}, tenant="other")
+    run_flow(UPSTREAM.replace("company.team", "acme"), inputs={"fail": True})
+    # then: one alert per failure of this tenant's company namespaces, none for the other tenant's
+    alerts = Execution.objects.filter(tenant_id="main", namespace="system", flow_id="alert")
+    seen = sorted(finished(alert.id).run("saw")["outputs"]["value"] for alert in alerts)
+    assert seen == ["company.sales.eu.upstream FAILED", "company.team.upstream FAILED"]
+    assert failed.data["id"] in {alert.trigger["variables"]["executionId"] for alert in alerts}
+    other = Execution.objects.get(tenant_id="other", namespace="system", flow_id="alert")
+    assert finished(other.id).run("saw")["outputs"]["value"] == "company.team.upstream FAILED"

@@ -617,6 +617,7 @@ class TriggerAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "next_fire",
         "last_fire",
         "disabled",
+        "execution_id",
         "error",
     ]
     list_filter = ["tenant", "disabled", "type"]

@@ -33,9 +33,14 @@ def trigger_dict(row: Trigger) -> dict[str, Any]:
         "nextExecutionDate": iso(row.next_fire),
         "lastEvaluation": iso(row.last_evaluation),
         "disabled": row.disabled,
-        "locked": row.locked_until is not None,
+        # held by the execution it started (Kestra's lock), or by a polling evaluation under way
+        "locked": bool(row.execution_id) or row.locked_until is not None,
+        "executionId": row.execution_id or None,
+        "evaluateRunningDate": iso(row.locked_until),
+        "updatedDate": iso(row.updated),
         "error": row.error or None,
         "backfill": row.backfill,
+        "preconditionsWindow": row.window,  # a Flow trigger's preconditions met so far
     }
     return {
         "triggerContext": context,

@@ -106,7 +106,9 @@ def fire_webhook(tenant: str, namespace: str, flow_id: str, key: str, call: Webh
     spec = spec_of_source(flow.source) if flow is not None else None
     trigger = _trigger_of(tenant, spec, key) if spec is not None else None
     if flow is None or spec is None or trigger is None:
-        raise WebhookNotFound(f"no webhook `{namespace}.{flow_id}` with this key")
+        raise WebhookNotFound(  # one answer, as Kestra words it, whatever is missing: nothing leaks
+            f"Not Found: Flow not found, or no webhook of `{namespace}.{flow_id}` with this key"
+        )
     variables = call.variables()
     scope = TriggerScope(tenant, spec, flow.revision, variables)
     if not scope.all_hold(trigger.get("conditions") or [], "webhooks"):

@@ -186,3 +186,20 @@ def test_viewers_read_but_do_not_change_triggers(api: Api, make_api: MakeApi) ->
         restricted.put("triggers/set-disabled", {**WHO, "disabled": True}, format="json").status_code == 404
     )
     assert _row().disabled is False
+
+
+def test_a_trigger_held_by_its_execution_says_so_until_unlocked(api: Api) -> None:
+    from flows.models import Trigger
+
+    # given: a schedule held by the execution it started (Kestra's lock)
+    api.post_yaml("flows", YEARLY)
+    Trigger.objects.filter(pk=_row().pk).update(execution_id="0" * 22)
+    # when
+    held = api.get("triggers/search", namespace="company.team").json()["results"][0]["triggerContext"]
+    unlocked = api.post("triggers/company.team/yearly/new_year/unlock")
+    after = api.get("triggers/search", namespace="company.team").json()["results"][0]["triggerContext"]
+    # then
+    assert (held["locked"], held["executionId"]) == (True, "0" * 22)
+    assert unlocked.status_code == 200
+    assert (after["locked"], after["executionId"]) == (False, None)
+    assert _row().execution_id == ""

@@ -1,8 +1,8 @@
 """Flow triggers (`io.kestra.plugin.core.trigger.Flow`): when an execution ends, start the flows
 whose Flow trigger matches it (its `states`, `conditions` and `preconditions`).
 
-Evaluated in the transaction that ends the execution, from the tenant's trigger rows (one indexed
-query), so a downstream execution starts exactly when its upstream end is committed. A flow never
+Evaluated in the transaction that ends the execution, from the tenant's trigger rows and their flows
+(two queries, however many Flow triggers there are), so a downstream execution starts exactly when its upstream end is committed. A flow never
 triggers itself. Flow triggers see every namespace of their tenant; conditions narrow them.
 
 Preconditions keep their window of results on the trigger's row. Two executions ending at once (in
@@ -62,10 +62,20 @@ def on_execution_end(execution: Execution, now: datetime | None = None) -> None:
         .order_by("pk")
         .values_list("pk", "namespace", "flow_id", "trigger_id")
     )
+    rows = list(rows)
+    if not rows:
+        return
+    # the flows of those triggers, in one query however many there are
+    flows = {
+        (flow.namespace, flow.flow_id): flow
+        for flow in Flow.objects.filter(
+            tenant_id=execution.tenant_id, deleted=False, flow_id__in={row[2] for row in rows}
+        ).only("namespace", "flow_id", "source", "disabled", "revision")
+    }
     matches: list[_Match] = []
     for pk, namespace, flow_id, trigger_id in rows:
         try:
-            match = _match(upstream, pk, namespace, flow_id, trigger_id)
+            match = _match(upstream, flows.get((namespace, flow_id)), pk, trigger_id)
         except BatonError as error:
             _record_error(pk, f"{namespace}.{flow_id}:{trigger_id}", execution, error)
             continue
@@ -88,17 +98,11 @@ def on_execution_end(execution: Execution, now: datetime | None = None) -> None:
                 _record_error(match.pk, match.name, execution, error)
 
 
-def _match(upstream: Upstream, pk: int, namespace: str, flow_id: str, trigger_id: str) -> _Match | None:
+def _match(upstream: Upstream, flow: Flow | None, pk: int, trigger_id: str) -> _Match | None:
     execution = upstream.execution
-    flow = (
-        Flow.objects.filter(
-            tenant_id=execution.tenant_id, namespace=namespace, flow_id=flow_id, deleted=False
-        )
-        .only("source", "disabled", "revision")
-        .first()
-    )
     if flow is None or flow.disabled:
         return None
+    namespace, flow_id = flow.namespace, flow.flow_id
     spec = spec_of_source(flow.source)
     trigger = next((t for t in spec.triggers if t["id"] == trigger_id), None)
     if trigger is None or trigger.get("disabled") is True or spec.disabled:

@@ -4,9 +4,11 @@ slots recovered as asked, and a real tick starting executions."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from io import StringIO
 
 import pytest
 import time_machine
+from django.core.management import call_command
 
 from flows import services
 from flows.models import Execution, Flow, Trigger, TriggerSlot
@@ -248,6 +250,9 @@ def test_a_schedule_waits_for_the_execution_it_started_then_catches_up() -> None
     # then: the trigger is held by that execution, and nothing else started
     assert waiting == 0
     assert state().execution_id == first.id
+    listed = StringIO()
+    call_command("triggers", "list", stdout=listed)
+    assert f"every_year\tnext 2097-12-31T23:00:00Z\twaits for {first.id}" in listed.getvalue()
     # when: it ends
     kill_execution(first.id)
     finished(first.id)

@@ -29,6 +29,10 @@ class Command(BaseCommand):
                 rows = rows.filter(tenant_id=options["tenant"])
             for row in rows:
                 state = "disabled" if row.disabled else f"next {iso(row.next_fire) or '-'}"
+                if row.execution_id:
+                    state += f"\twaits for {row.execution_id}"
+                if row.error:
+                    state += f"\terror: {row.error}"
                 self.stdout.write(
                     f"{row.tenant_id}\t{row.namespace}.{row.flow_id}\t{row.trigger_id}\t{state}"
                 )

@@ -282,8 +282,7 @@ def test_the_reaper_releases_a_trigger_whose_execution_is_gone() -> None:
     # given: held by an execution that was deleted meanwhile
     save(HELD)
     Trigger.objects.filter(pk=state().pk).update(execution_id="0" * 22)
-    # when
-    released = reap()["unlocked"]
+    # when: a reaper pass (this one, or the embedded ticker's own, whichever comes first)
+    reap()
     # then
-    assert released == 1
     assert state().execution_id == ""

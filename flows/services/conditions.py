@@ -20,6 +20,7 @@ from flows.errors import BatonError, ExpressionError
 from flows.expressions import is_truthy
 from flows.expressions.dates import to_datetime
 from flows.models import Execution
+from flows.services.executions import label_pairs, start_execution
 from flows.services.runtime import ExpressionServicesImpl, Masker, renderer
 from flows.spec.conditions import (
     DATE_KINDS,
@@ -63,6 +64,7 @@ class TriggerScope:
         variables: Mapping[str, Any],
         zone: tzinfo | None = None,
     ) -> None:
+        self.tenant, self.spec = tenant, spec
         self.context = {
             "flow": {"id": spec.id, "namespace": spec.namespace, "revision": revision, "tenantId": tenant},
             "trigger": variables,
@@ -72,11 +74,34 @@ class TriggerScope:
         )
         self.zone = zone
 
-    def render(self, value: Any) -> Any:
-        return renderer.render_typed(value, self.context, self.services)
+    def render(self, value: Any, extra: Mapping[str, Any] | None = None) -> Any:
+        """`value` rendered with `flow.*`, `trigger.*` and the `extra` variables, if any."""
+        return renderer.render_typed(
+            value, {**self.context, **extra} if extra else self.context, self.services
+        )
 
     def inputs(self, trigger: Mapping[str, Any]) -> Any:
         return self.render(trigger.get("inputs") or {})
+
+    def start(
+        self,
+        trigger: Mapping[str, Any],
+        inputs: Mapping[str, Any] | None = None,
+        labels: Iterable[tuple[str, str]] = (),
+    ) -> Execution:
+        """Start the flow for this trigger, with the `trigger.*` variables, the trigger's `labels` and
+        then `labels`, and `inputs` (default: the trigger's own, rendered; not a map: none)."""
+        if inputs is None:
+            rendered = self.inputs(trigger)
+            inputs = rendered if isinstance(rendered, dict) else {}
+        return start_execution(
+            tenant=self.tenant,
+            namespace=self.spec.namespace,
+            flow_id=self.spec.id,
+            inputs=dict(inputs),
+            labels=[*label_pairs(trigger.get("labels") or {}), *labels],
+            trigger={"id": trigger["id"], "type": trigger["type"], "variables": self.context["trigger"]},
+        )
 
     def all_hold(
         self, conditions: Iterable[Mapping[str, Any]], where: str, execution: Execution | None = None

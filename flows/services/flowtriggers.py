@@ -93,7 +93,7 @@ def on_execution_end(execution: Execution, now: datetime | None = None) -> None:
                 if preconditions and not (match.pk in windows and _count(match, windows[match.pk], now)):
                     continue  # not complete yet (or the row went away with its flow)
                 with transaction.atomic():
-                    _start(match, upstream)
+                    match.scope.start(match.trigger)
             except BatonError as error:  # the upstream execution's end stands; the row says what failed
                 _record_error(match.pk, match.name, execution, error)
 
@@ -141,21 +141,6 @@ def _count(match: _Match, stored: Any, now: datetime) -> bool:
         fields["last_fire"] = now
     Trigger.objects.filter(pk=match.pk).update(**fields)
     return outcome.fire
-
-
-def _start(match: _Match, upstream: Upstream) -> None:
-    from flows.services.executions import label_pairs, start_execution
-
-    trigger = match.trigger
-    inputs = match.scope.inputs(trigger)
-    start_execution(
-        tenant=upstream.execution.tenant_id,
-        namespace=match.namespace,
-        flow_id=match.flow_id,
-        inputs=inputs if isinstance(inputs, dict) else {},
-        labels=label_pairs(trigger.get("labels") or {}),
-        trigger={"id": trigger["id"], "type": trigger["type"], "variables": upstream.variables},
-    )
 
 
 def _record_error(pk: int, name: str, execution: Execution, error: BatonError) -> None:

@@ -35,8 +35,6 @@ from flows.errors import BatonError
 from flows.expressions import is_truthy, to_string
 from flows.models import Execution, Trigger
 from flows.services.conditions import TriggerScope
-from flows.services.executions import label_pairs, start_execution
-from flows.services.runtime import renderer
 from flows.services.schedules import BATCH, definition_of
 from flows.services.variables import iso
 from flows.spec.durations import format_duration
@@ -188,15 +186,7 @@ def evaluate(trigger_pk: int, claimed_at: datetime, lease: datetime) -> Outcome:
     def start() -> Execution:
         started = TriggerScope(flow.tenant_id, spec, flow.revision, variables)
         try:
-            inputs = started.inputs(trigger)
-            return start_execution(
-                tenant=flow.tenant_id,
-                namespace=flow.namespace,
-                flow_id=flow.flow_id,
-                inputs=inputs if isinstance(inputs, dict) else {},
-                labels=label_pairs(trigger.get("labels") or {}),
-                trigger={"id": trigger["id"], "type": trigger["type"], "variables": variables},
-            )
+            return started.start(trigger)
         except BatonError as error:
             raise PollFailed(started.services.masker.mask(scope.services.masker.mask(str(error)))) from error
 
@@ -411,6 +401,4 @@ def _response_holds(scope: TriggerScope, trigger: Mapping[str, Any], answer: Htt
     """`responseCondition` (default: a status below 400) with `response.statusCode`, `.body`, `.headers`."""
     response = {"statusCode": answer.status, "body": answer.body, "headers": answer.headers}
     condition = trigger.get("responseCondition") or DEFAULT_RESPONSE_CONDITION
-    return is_truthy(
-        renderer.render_typed(condition, {**scope.context, "response": response}, scope.services)
-    )
+    return is_truthy(scope.render(condition, {"response": response}))

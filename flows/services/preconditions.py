@@ -20,7 +20,6 @@ from typing import Any, NamedTuple
 from flows.expressions import is_truthy, to_string
 from flows.models import Execution, TaskRun
 from flows.services.conditions import TriggerScope
-from flows.services.runtime import renderer
 from flows.services.variables import iso, outputs_tree, parse_iso
 from flows.spec.flow_trigger import TimeWindow, condition_keys
 
@@ -52,12 +51,11 @@ class Upstream:
         ]
         return outputs_tree(runs, {run.id: run for run in runs})
 
-    def expression_context(self, scope: TriggerScope) -> dict[str, Any]:
-        """What an EXPRESSION filter sees: the upstream execution's `execution`, `labels`, `inputs` and
-        `outputs`, with the listening flow's `flow` and the `trigger` variables."""
+    def expression_variables(self) -> dict[str, Any]:
+        """What an EXPRESSION filter sees besides the listening flow's `flow` and the `trigger`
+        variables: the upstream execution's `execution`, `labels`, `inputs` and `outputs`."""
         execution = self.execution
         return {
-            **scope.context,
             "execution": {
                 "id": execution.id,
                 "namespace": execution.namespace,
@@ -159,9 +157,7 @@ def _filter_of(item: Mapping[str, Any], upstream: Upstream, scope: TriggerScope)
     elif field == "STATE":
         field_value = execution.state
     else:  # EXPRESSION: `value` is rendered against the upstream execution
-        rendered = renderer.render_typed(
-            item.get("value"), upstream.expression_context(scope), scope.services
-        )
+        rendered = scope.render(item.get("value"), upstream.expression_variables())
         field_value = None if rendered is None else to_string(rendered)
     return filter_holds(field_value, str(item.get("type")), item.get("value"), item.get("values"))
 

@@ -11,7 +11,7 @@ and `trigger.previous`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
@@ -22,7 +22,7 @@ from django.utils import timezone
 from flows.errors import BatonError
 from flows.models import Execution, Flow, Trigger, TriggerSlot
 from flows.services.conditions import TriggerScope
-from flows.services.executions import label_pairs, start_execution
+from flows.services.executions import label_pairs
 from flows.services.flows import spec_of_source
 from flows.services.timers import armed
 from flows.services.variables import iso, parse_iso
@@ -146,14 +146,15 @@ def _fire(trigger_pk: int, now: datetime) -> int:
     `lateMaximumDelay` say), and hold it until that execution ends (Kestra's lock: slots missed
     meanwhile are caught up one by one afterwards, or not at all, as `recoverMissedSchedules` says)."""
     with transaction.atomic():
-        row = Trigger.objects.select_for_update(skip_locked=True).filter(pk=trigger_pk).first()
-        if row is None or row.disabled or row.execution_id or row.next_fire is None or row.next_fire > now:
+        taken = _take(
+            trigger_pk,
+            lambda row: (
+                not (row.disabled or row.execution_id or row.next_fire is None or row.next_fire > now)
+            ),
+        )
+        if taken is None:
             return 0  # another tick has it, it waits for its execution, or it changed meanwhile
-        found = _definition(row)
-        if found is None:
-            row.delete()
-            return 0
-        flow, spec, trigger = found
+        row, (flow, spec, trigger) = taken
         cron = cron_of(trigger)
         due = row.next_fire
         row.next_fire = cron.next_after(now)
@@ -193,6 +194,21 @@ def _due_slots(cron: Cron, trigger: Mapping[str, Any], due: datetime, now: datet
     last = cron.previous_before(now)
     if last >= due and (recover == "LAST" or (now - last).total_seconds() <= 60):
         yield last  # NONE: only a slot due since the last tick or so, never a missed one
+
+
+def _take(
+    trigger_pk: int, ready: Callable[[Trigger], bool]
+) -> tuple[Trigger, tuple[Flow, FlowSpec, Mapping[str, Any]]] | None:
+    """Lock a schedule's row (skipped when another tick holds it) if it is `ready`, with its definition;
+    a row whose flow or schedule is gone is deleted. Call inside a transaction."""
+    row = Trigger.objects.select_for_update(skip_locked=True).filter(pk=trigger_pk).first()
+    if row is None or not ready(row):
+        return None
+    found = _definition(row)
+    if found is None:
+        row.delete()
+        return None
+    return row, found
 
 
 def _definition(row: Trigger) -> tuple[Flow, FlowSpec, Mapping[str, Any]] | None:
@@ -248,19 +264,15 @@ def _start_slot(
     scope = TriggerScope(flow.tenant_id, spec, flow.revision, variables, zone=cron.zone)
     if not scope.all_hold(trigger.get("conditions") or [], "schedules"):
         return None
-    inputs = scope.inputs(trigger)
-    labels = label_pairs(trigger.get("labels") or {})
-    if backfill is not None:  # a backfill's inputs and labels win over the trigger's
-        inputs = {**(inputs if isinstance(inputs, dict) else {}), **(backfill.get("inputs") or {})}
-        labels = [*labels, *label_pairs(backfill.get("labels") or {}), ("system.backfill", "true")]
-    execution = start_execution(
-        tenant=flow.tenant_id,
-        namespace=flow.namespace,
-        flow_id=flow.flow_id,
-        inputs=inputs if isinstance(inputs, dict) else {},
-        labels=labels,
-        trigger={"id": trigger["id"], "type": trigger["type"], "variables": variables},
-    )
+    if backfill is None:
+        execution = scope.start(trigger)
+    else:  # a backfill's inputs and labels win over the trigger's
+        rendered = scope.inputs(trigger)
+        execution = scope.start(
+            trigger,
+            inputs={**(rendered if isinstance(rendered, dict) else {}), **(backfill.get("inputs") or {})},
+            labels=[*label_pairs(backfill.get("labels") or {}), ("system.backfill", "true")],
+        )
     TriggerSlot.objects.filter(
         tenant_id=flow.tenant_id,
         namespace=flow.namespace,
@@ -362,14 +374,10 @@ def delete_backfill(row: Trigger) -> Trigger:
 def _advance_backfill(trigger_pk: int, now: datetime) -> int:
     """Start the next batch of a backfill's slots; the backfill ends after its last slot."""
     with transaction.atomic():
-        row = Trigger.objects.select_for_update(skip_locked=True).filter(pk=trigger_pk).first()
-        if row is None or row.backfill is None or row.backfill.get("paused"):
+        taken = _take(trigger_pk, lambda row: row.backfill is not None and not row.backfill.get("paused"))
+        if taken is None:
             return 0
-        found = _definition(row)
-        if found is None:
-            row.delete()
-            return 0
-        flow, spec, trigger = found
+        row, (flow, spec, trigger) = taken
         cron = cron_of(trigger)
         backfill = row.backfill
         current, end = parse_iso(backfill["currentDate"]), parse_iso(backfill["end"])

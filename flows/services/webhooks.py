@@ -18,7 +18,6 @@ from urllib.parse import parse_qs
 from flows.errors import BatonError, InputValidationError
 from flows.models import Execution, Flow
 from flows.services.conditions import TriggerScope
-from flows.services.executions import label_pairs, start_execution
 from flows.services.flows import spec_of_source
 from flows.services.runtime import ExpressionServicesImpl, Masker, renderer
 from flows.spec.loader import WEBHOOK_TRIGGER_TYPES
@@ -116,14 +115,7 @@ def fire_webhook(tenant: str, namespace: str, flow_id: str, key: str, call: Webh
     inputs = scope.inputs(trigger)
     if not isinstance(inputs, dict):
         raise InputValidationError("inputs", "the webhook's `inputs` must render to a map")
-    execution = start_execution(
-        tenant=tenant,
-        namespace=namespace,
-        flow_id=flow_id,
-        inputs=inputs,
-        labels=label_pairs(trigger.get("labels") or {}),
-        trigger={"id": trigger["id"], "type": trigger["type"], "variables": variables},
-    )
+    execution = scope.start(trigger, inputs=inputs)
     return Fired(execution, trigger)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flows.errors import Violation
-from flows.spec.marked_yaml import mark_of
+from flows.spec.marked_yaml import join_path, mark_of, violation
 
 EXPRESSION_KINDS = ("Expression", "Variable")
 EXECUTION_KINDS = ("ExecutionFlow", "ExecutionNamespace", "ExecutionStatus", "ExecutionLabels")
@@ -64,7 +64,7 @@ def check_condition(data: Any, path: str, *, with_execution: bool) -> list[Viola
 def condition_problems(data: Any, path: str, *, with_execution: bool) -> list[tuple[str, Violation]]:
     """`check_condition` with, for each violation, the kind of the condition it is about."""
     if not isinstance(data, Mapping):
-        return [("", _violation(path, "a condition must be a mapping with a `type`", None))]
+        return [("", violation(path, "a condition must be a mapping with a `type`", None))]
     kind = condition_kind(data.get("type"))
     found = _Found(data, path, kind)
     if not data.get("type"):
@@ -83,7 +83,7 @@ def condition_problems(data: Any, path: str, *, with_execution: bool) -> list[tu
             found.add("conditions", "must be a non-empty list of conditions")
         else:
             for index, item in enumerate(nested):
-                where = f"{_join(path, 'conditions')}[{index}]"
+                where = f"{join_path(path, 'conditions')}[{index}]"
                 found.problems.extend(condition_problems(item, where, with_execution=with_execution))
     else:
         found.add("type", f"unsupported condition type `{data.get('type')}`")
@@ -98,7 +98,9 @@ class _Found:
         self.problems: list[tuple[str, Violation]] = []
 
     def add(self, key: str, message: str) -> None:
-        self.problems.append((self.kind, _violation(_join(self.path, key), message, mark_of(self.data, key))))
+        self.problems.append(
+            (self.kind, violation(join_path(self.path, key), message, mark_of(self.data, key)))
+        )
 
     def required(self, key: str) -> Any:
         value = self.data.get(key)
@@ -189,12 +191,3 @@ def _calendars() -> dict[str, dict[str, str]]:
         code.upper(): {subdivision.upper(): subdivision for subdivision in subdivisions}
         for code, subdivisions in holidays.list_supported_countries().items()
     }
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _violation(path: str, message: str, mark: tuple[int, int] | None) -> Violation:
-    line, column = mark if mark and mark[0] else (None, None)
-    return Violation(path=path, message=message, line=line, column=column)

@@ -157,7 +157,7 @@ def condition_keys(preconditions: Mapping[str, Any]) -> list[str]:
 
 def check_flow_trigger(checker: _Checker, data: MarkedDict, path: str) -> None:
     """Report what is wrong with a Flow trigger at `path` through `checker`."""
-    _check_states(checker, data, "states", path)
+    check_states(checker, data, "states", path)
     if data.get("preconditions") is None:
         return
     preconditions = checker.mapping(data, "preconditions", f"{path}.preconditions")
@@ -165,7 +165,8 @@ def check_flow_trigger(checker: _Checker, data: MarkedDict, path: str) -> None:
         _check_preconditions(checker, preconditions, f"{path}.preconditions")
 
 
-def _check_states(checker: _Checker, data: MarkedDict, key: str, path: str) -> None:
+def check_states(checker: _Checker, data: MarkedDict, key: str, path: str) -> None:
+    """`key` (`states`, `stopAfter`): a list of execution states."""
     states = checker.sequence(data, key, path)
     if states is None:
         return
@@ -204,7 +205,7 @@ def _check_upstream_flow(checker: _Checker, data: MarkedDict, path: str) -> None
     checker.unknown_keys(data, path, _UPSTREAM_FLOW_KEYS)
     checker.string(data, "namespace", path, required=True)
     checker.string(data, "flowId", path)
-    _check_states(checker, data, "states", path)
+    check_states(checker, data, "states", path)
     if data.get("labels") is not None:
         checker.mapping(data, "labels", f"{path}.labels", "a mapping of label keys to values")
 

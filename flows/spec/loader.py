@@ -31,13 +31,21 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from flows.engine.states import State
 from flows.errors import FlowValidationError, Violation
 from flows.spec.conditions import check_condition
 from flows.spec.cron import CronError, parse_cron
 from flows.spec.durations import parse_duration
-from flows.spec.flow_trigger import FLOW_TRIGGER_TYPES, check_flow_trigger
-from flows.spec.marked_yaml import Mark, MarkedDict, MarkedList, load_marked, plain
+from flows.spec.flow_trigger import FLOW_TRIGGER_TYPES, check_flow_trigger, check_states
+from flows.spec.marked_yaml import (
+    Mark,
+    MarkedDict,
+    MarkedList,
+    join_path,
+    load_marked,
+    mark_of,
+    plain,
+    violation,
+)
 from flows.spec.model import (
     ConcurrencySpec,
     DagNode,
@@ -110,8 +118,7 @@ class _Checker:
     defaults: list[tuple[PluginDefault, MarkedDict]] = field(default_factory=list)
 
     def add(self, path: str, message: str, mark: Mark | None) -> None:
-        line, column = mark if mark and mark[0] else (None, None)
-        self.violations.append(Violation(path=path, message=message, line=line, column=column))
+        self.violations.append(violation(path, message, mark))
 
     # Typed getters: each returns the value, or None after recording a violation.
 
@@ -119,12 +126,12 @@ class _Checker:
         value = data.get(key)
         if value is None:
             if required:
-                self.add(_join(path, key), "missing required property", data.key_mark_of(key))
+                self.add(join_path(path, key), "missing required property", data.key_mark_of(key))
             return None
         if isinstance(value, bool | int | float):
             return label_text(value)  # Kestra's reader turns scalars into strings for text fields
         if not isinstance(value, str):
-            self.add(_join(path, key), f"must be a string, got {_describe(value)}", data.mark_of(key))
+            self.add(join_path(path, key), f"must be a string, got {_describe(value)}", data.mark_of(key))
             return None
         return value
 
@@ -133,7 +140,9 @@ class _Checker:
         if value is None:
             return default
         if not isinstance(value, bool):
-            self.add(_join(path, key), f"must be true or false, got {_describe(value)}", data.mark_of(key))
+            self.add(
+                join_path(path, key), f"must be true or false, got {_describe(value)}", data.mark_of(key)
+            )
             return default
         return value
 
@@ -142,10 +151,10 @@ class _Checker:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
-            self.add(_join(path, key), f"must be an integer, got {_describe(value)}", data.mark_of(key))
+            self.add(join_path(path, key), f"must be an integer, got {_describe(value)}", data.mark_of(key))
             return None
         if minimum is not None and value < minimum:
-            self.add(_join(path, key), f"must be >= {minimum}", data.mark_of(key))
+            self.add(join_path(path, key), f"must be >= {minimum}", data.mark_of(key))
             return None
         return value
 
@@ -156,7 +165,7 @@ class _Checker:
         try:
             return parse_duration(value)
         except ValueError as error:
-            self.add(_join(path, key), str(error), data.mark_of(key))
+            self.add(join_path(path, key), str(error), data.mark_of(key))
             return None
 
     def choice(
@@ -168,7 +177,7 @@ class _Checker:
         choices = tuple(choices)
         if value not in choices:
             self.add(
-                _join(path, key), f"must be one of {', '.join(choices)}, got {value!r}", data.mark_of(key)
+                join_path(path, key), f"must be one of {', '.join(choices)}, got {value!r}", data.mark_of(key)
             )
             return default
         return str(value)
@@ -176,7 +185,7 @@ class _Checker:
     def mapping(self, parent: Any, key: Any, path: str, what: str = "a mapping") -> MarkedDict | None:
         value = parent[key]
         if not isinstance(value, MarkedDict):
-            self.add(path, f"must be {what}, got {_describe(value)}", _mark_in(parent, key))
+            self.add(path, f"must be {what}, got {_describe(value)}", mark_of(parent, key))
             return None
         return value
 
@@ -185,7 +194,7 @@ class _Checker:
         if value is None:
             return None
         if not isinstance(value, MarkedList):
-            self.add(_join(path, key), f"must be a list, got {_describe(value)}", data.mark_of(key))
+            self.add(join_path(path, key), f"must be a list, got {_describe(value)}", data.mark_of(key))
             return None
         return value
 
@@ -193,7 +202,7 @@ class _Checker:
         known = frozenset(known)
         for key in data:
             if key not in known:
-                self.add(_join(path, key), "unknown property", data.key_mark_of(key))
+                self.add(join_path(path, key), "unknown property", data.key_mark_of(key))
 
     def identifier(
         self, data: MarkedDict, key: str, path: str, pattern: str, max_length: int | None = None
@@ -202,10 +211,10 @@ class _Checker:
         if value is None:
             return None
         if not re.fullmatch(pattern.lstrip("^"), value):
-            self.add(_join(path, key), f"must match {pattern}, got {value!r}", data.mark_of(key))
+            self.add(join_path(path, key), f"must match {pattern}, got {value!r}", data.mark_of(key))
             return None
         if max_length is not None and len(value) > max_length:
-            self.add(_join(path, key), f"must be at most {max_length} characters long", data.mark_of(key))
+            self.add(join_path(path, key), f"must be at most {max_length} characters long", data.mark_of(key))
             return None
         return value
 
@@ -222,7 +231,7 @@ def load_flow(source: str, registry: TaskTypes) -> FlowSpec:
         mark = error.problem_mark or error.context_mark
         position = (mark.line + 1, mark.column + 1) if mark else None
         problem = " ".join(part for part in (error.context, error.problem) if part)
-        raise FlowValidationError([_violation("", f"invalid YAML: {problem}", position)]) from error
+        raise FlowValidationError([violation("", f"invalid YAML: {problem}", position)]) from error
     except yaml.YAMLError as error:
         raise FlowValidationError([Violation(path="", message=f"invalid YAML: {error}")]) from error
 
@@ -318,7 +327,7 @@ def _check_labels(
     labels: list[tuple[str, str]] = []
     if isinstance(value, MarkedDict):
         for label_key, label_value in value.items():
-            text = _label_value(checker, label_value, _join(path, label_key), value.mark_of(label_key))
+            text = _label_value(checker, label_value, join_path(path, label_key), value.mark_of(label_key))
             if text is not None:
                 labels.append((label_key, text))
     elif isinstance(value, MarkedList):
@@ -330,7 +339,7 @@ def _check_labels(
             checker.unknown_keys(entry, item_path, ("key", "value"))
             label_key = checker.string(entry, "key", item_path, required=True)
             text = _label_value(
-                checker, entry.get("value"), _join(item_path, "value"), entry.mark_of("value")
+                checker, entry.get("value"), join_path(item_path, "value"), entry.mark_of("value")
             )
             if label_key is not None and text is not None:
                 labels.append((label_key, text))
@@ -377,7 +386,7 @@ def _check_inputs(checker: _Checker, doc: MarkedDict) -> tuple[InputSpec, ...]:
             continue
         if input_id in seen:
             checker.add(
-                _join(path, id_key),
+                join_path(path, id_key),
                 f"duplicate input id {input_id!r}, already used by {seen[input_id]}",
                 data.mark_of(id_key),
             )
@@ -578,7 +587,6 @@ SCHEDULE_TRIGGER_TYPES = (
     "io.kestra.core.models.triggers.types.Schedule",
 )
 RECOVER_MISSED = ("ALL", "LAST", "NONE")
-_STATE_NAMES = frozenset(state.value for state in State)
 
 
 def _check_schedule(checker: _Checker, data: MarkedDict, path: str) -> None:
@@ -590,11 +598,11 @@ def _check_schedule(checker: _Checker, data: MarkedDict, path: str) -> None:
             parse_cron(cron, timezone, with_seconds)
         except CronError as error:
             field = "timezone" if "time zone" in str(error) else "cron"
-            checker.add(_join(path, field), str(error), data.mark_of(field))
+            checker.add(join_path(path, field), str(error), data.mark_of(field))
     recover = checker.string(data, "recoverMissedSchedules", path)
     if recover is not None and recover not in RECOVER_MISSED:
         checker.add(
-            _join(path, "recoverMissedSchedules"),
+            join_path(path, "recoverMissedSchedules"),
             f"must be one of {', '.join(RECOVER_MISSED)}, got {recover!r}",
             data.mark_of("recoverMissedSchedules"),
         )
@@ -603,19 +611,7 @@ def _check_schedule(checker: _Checker, data: MarkedDict, path: str) -> None:
         try:
             parse_duration(delay)
         except ValueError as error:
-            checker.add(_join(path, "lateMaximumDelay"), str(error), data.mark_of("lateMaximumDelay"))
-
-
-def _check_stop_after(checker: _Checker, data: MarkedDict, path: str) -> None:
-    """`stopAfter`: the states of a started execution that disable its trigger."""
-    states = checker.sequence(data, "stopAfter", path)
-    for index, state in enumerate(states or ()):
-        if state not in _STATE_NAMES:
-            checker.add(
-                f"{path}.stopAfter[{index}]",
-                f"must be an execution state ({', '.join(sorted(_STATE_NAMES))}), got {state!r}",
-                _mark_in(states, index),
-            )
+            checker.add(join_path(path, "lateMaximumDelay"), str(error), data.mark_of("lateMaximumDelay"))
 
 
 def _check_triggers(checker: _Checker, doc: MarkedDict) -> tuple[dict[str, Any], ...]:
@@ -639,7 +635,7 @@ def _check_triggers(checker: _Checker, doc: MarkedDict) -> tuple[dict[str, Any],
             check_flow_trigger(checker, data, path)
         elif trigger_type in POLLING_TRIGGER_TYPES:
             check_polling_trigger(checker, data, path)
-        _check_stop_after(checker, data, path)
+        check_states(checker, data, "stopAfter", path)  # a started execution's end that disables it
         for index, condition in enumerate(checker.sequence(data, "conditions", path) or ()):
             checker.violations.extend(
                 check_condition(
@@ -721,7 +717,7 @@ def _check_task(checker: _Checker, parent: Any, key: Any, path: str) -> TaskSpec
             continue
         if prop in _FLOWABLE_KEYS:  # errors/finally on a runnable task
             checker.add(
-                _join(path, prop),
+                join_path(path, prop),
                 f"unknown property: only flowable tasks have {prop!r}",
                 data.key_mark_of(prop),
             )
@@ -737,7 +733,7 @@ def _check_task(checker: _Checker, parent: Any, key: Any, path: str) -> TaskSpec
     properties: dict[str, Any] = {}
     for prop, value in own.items():
         shape = task_properties.get(prop)
-        prop_path = _join(path, prop)
+        prop_path = join_path(path, prop)
         if shape is None:
             properties[prop] = plain(value)
         elif shape == "list":
@@ -811,7 +807,7 @@ def _check_task_map(
     if not isinstance(value, MarkedDict):
         checker.add(path, f"must be a map of task lists, got {_describe(value)}", parent.mark_of(key))
         return {}
-    return {case: _check_task_list(checker, value, case, _join(path, case)) for case in value}
+    return {case: _check_task_list(checker, value, case, join_path(path, case)) for case in value}
 
 
 def _check_dag(checker: _Checker, parent: MarkedDict, key: str, path: str) -> tuple[DagNode, ...]:
@@ -967,11 +963,11 @@ def _locate_pydantic_error(data: MarkedDict, path: str, detail: Any) -> tuple[st
     for part in detail["loc"]:
         if isinstance(current, dict) and isinstance(part, str) and part in current:
             key_mark = current.key_mark_of(part) if is_unknown and isinstance(current, MarkedDict) else None
-            mark = key_mark or _mark_in(current, part) or mark
+            mark = key_mark or mark_of(current, part) or mark
             current = current[part]
             parts.append(part)
         elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
-            mark = _mark_in(current, part) or mark
+            mark = mark_of(current, part) or mark
             current = current[part]
             parts.append(part)
         else:
@@ -980,7 +976,7 @@ def _locate_pydantic_error(data: MarkedDict, path: str, detail: Any) -> tuple[st
             break
     error_path = path
     for part in parts:
-        error_path = f"{error_path}[{part}]" if isinstance(part, int) else _join(error_path, part)
+        error_path = f"{error_path}[{part}]" if isinstance(part, int) else join_path(error_path, part)
     messages: dict[str, Callable[[Any], str]] = {
         "extra_forbidden": lambda _: "unknown property",
         "missing": lambda _: "missing required property",
@@ -990,23 +986,6 @@ def _locate_pydantic_error(data: MarkedDict, path: str, detail: Any) -> tuple[st
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _mark_in(container: Any, key: Any) -> Mark | None:
-    if isinstance(container, MarkedDict):
-        return container.mark_of(key)
-    if isinstance(container, MarkedList):
-        return container.mark_of(key)
-    return None
-
-
-def _violation(path: str, message: str, mark: Mark | None) -> Violation:
-    line, column = mark if mark else (None, None)
-    return Violation(path=path, message=message, line=line, column=column)
 
 
 def _describe(value: Any) -> str:

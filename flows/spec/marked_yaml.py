@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from flows.errors import Violation
+
 Mark = tuple[int, int]  # 1-based (line, column)
 
 _NO_MARK: Mark = (0, 0)
@@ -187,3 +189,14 @@ def plain(value: Any) -> Any:
     if isinstance(value, list):
         return [plain(item) for item in value]
     return value
+
+
+def join_path(path: str, key: str) -> str:
+    """`triggers[0]` + `cron` -> `triggers[0].cron`; the top level has no prefix."""
+    return f"{path}.{key}" if path else key
+
+
+def violation(path: str, message: str, mark: Mark | None) -> Violation:
+    """A violation at `path`, with the line and column of `mark` when known."""
+    line, column = mark if mark and mark[0] else (None, None)
+    return Violation(path=path, message=message, line=line, column=column)
